@@ -1,0 +1,3 @@
+from whisper_adapt.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""Our exceptions: each names the file (or thing) at fault and the problem, so the CLI can print one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WhisperAdaptError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+    def __init__(self, problem: str, path: str | Path | None = None):
+        self.problem = problem
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class AudioError(WhisperAdaptError):
+    """An input that cannot be decoded as audio."""
+
+
+class ModelError(WhisperAdaptError):
+    """A model spec that cannot be resolved, loaded or converted."""
+
+
+class GlossaryError(WhisperAdaptError):
+    """A glossary file with a malformed line."""
