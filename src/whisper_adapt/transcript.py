@@ -1,0 +1,39 @@
+"""What a transcription produces: segments with timings and the decoder's confidence figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Word:
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One recording's transcription; `dropped` keeps what the guards removed and why, for inspection."""
+
+    source: str
+    language: str
+    duration_s: float
+    segments: tuple[Segment, ...]
+    dropped: tuple[tuple[Segment, str], ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return "".join(segment.text for segment in self.segments)
