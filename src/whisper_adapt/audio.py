@@ -1,0 +1,199 @@
+"""Audio in and out: decode any container to 16 kHz mono float32 with PyAV, write 16-bit WAV clips.
+
+Damaged input, decided once here for every caller:
+- a file that cannot be opened, has no audio stream, or yields no samples raises `AudioError`;
+- data that breaks off (a cut-off recording, a damaged frame) ends the audio where it breaks: the samples
+  decoded before it are kept and a warning names the file and the time. Stopping, rather than skipping the
+  bad frame as ffmpeg's command line does, keeps every returned sample at its true offset in the
+  recording, which clip offsets in the corpus rely on. A truncated MP3 or WAV usually just ends early
+  without any decoder error; an MP4/M4A cut before its index (written last by most recorders) cannot be
+  opened at all and raises `AudioError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from whisper_adapt.errors import AudioError
+
+SAMPLE_RATE = 16000
+
+# decode_audio collects these chunks; their size only bounds the transient copy made while assembling
+_DECODE_CHUNK_S = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The whole audio track of `path` as mono float32 in [-1, 1] at `sample_rate`."""
+    return np.concatenate(list(iter_audio_chunks(path, _DECODE_CHUNK_S, sample_rate)))
+
+
+def iter_audio_chunks(path: str | Path, chunk_s: float, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Decode `path` lazily into mono float32 chunks of `chunk_s` seconds (the last one may be shorter).
+
+    Memory stays at about one chunk whatever the recording's length. Errors in the file are raised as
+    `AudioError` when iteration starts (or, for damage later in the file, logged as described above).
+    """
+    chunk_len = round(chunk_s * sample_rate)
+    if chunk_len < 1:
+        raise ValueError(f"chunk_s must give at least one sample at {sample_rate} Hz, got {chunk_s}")
+    return _chunked(_mono_blocks(path, sample_rate), chunk_len, path)
+
+
+def audio_duration_s(path: str | Path) -> float:
+    """Duration of the audio track in seconds, from the container's header when it states one."""
+    with _open_container(path) as container:
+        stream = _audio_stream(container, path)
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / av.time_base
+    # Some containers (e.g. WebM written by browsers) state no duration: count the samples instead.
+    return sum(len(block) for block in _mono_blocks(path, SAMPLE_RATE)) / SAMPLE_RATE
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 `samples` at `from_rate` resampled to `to_rate` (the same resampler decoding uses)."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}")
+    if samples.size == 0 or from_rate == to_rate:
+        return samples
+    frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="fltp", layout="mono")
+    frame.sample_rate = from_rate
+    resampler = av.AudioResampler(format="fltp", rate=to_rate)
+    return np.concatenate(_to_mono(resampler, frame) + _to_mono(resampler, None))
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono float `samples` as a 16-bit PCM WAV, atomically: the file is complete or absent."""
+    path = Path(path)
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}")
+    # Scale by 32768, the divisor decoders use for 16-bit PCM, so a round trip is exact to half a step.
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
+    try:
+        _write_wav_atomically(path, pcm, sample_rate)
+    except OSError as e:
+        raise AudioError(f"cannot write WAV file ({e.strerror or e})", path) from e
+
+
+def _write_wav_atomically(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
+    # A uniquely named sibling (not tempfile's private 0600 file) gets the user's usual permissions, and
+    # being in the same directory makes os.replace an atomic rename.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            with wave.open(f, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(sample_rate)
+                w.writeframes(pcm.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _open_container(path: str | Path) -> av.container.InputContainer:
+    """Open `path` for reading, turning every way it can fail into an AudioError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError("file not found", path)
+    if path.is_dir():
+        raise AudioError("is a directory, not an audio file", path)
+    if path.stat().st_size == 0:
+        raise AudioError("file is empty (0 bytes)", path)
+    try:
+        # Recorders sold in Japan often write Shift-JIS tags; a bad tag must not make the audio unreadable.
+        return av.open(str(path), metadata_errors="replace")
+    except av.error.FFmpegError as e:
+        raise AudioError(f"cannot be read as audio or video; damaged, cut off or not a media file ({e.strerror})", path) from e
+
+
+def _audio_stream(container: av.container.InputContainer, path: str | Path) -> av.audio.stream.AudioStream:
+    stream = container.streams.best("audio")
+    if stream is None:
+        what = "video without sound" if container.streams.video else "no audio stream"
+        raise AudioError(f"contains {what}; nothing to transcribe", path)
+    return stream
+
+
+def _mono_blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """Every decoded frame of the audio track as mono float32 at `sample_rate`, in order."""
+    with _open_container(path) as container:
+        stream = _audio_stream(container, path)
+        resampler, source_format = None, None
+        for frame in _decoded_frames(container, stream, path):
+            # A stream may change rate or layout midway (e.g. MP3 files joined end to end), which one
+            # resampler cannot follow: finish the old one and start another.
+            frame_format = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if frame_format != source_format:
+                if resampler is not None:
+                    yield from _to_mono(resampler, None)
+                # Keep the source layout and average the channels ourselves: swresample's float
+                # downmix adds stereo channels at 0.707 each, which can leave [-1, 1].
+                resampler, source_format = av.AudioResampler(format="fltp", rate=sample_rate), frame_format
+            yield from _to_mono(resampler, frame)
+        if resampler is not None:
+            yield from _to_mono(resampler, None)
+
+
+def _decoded_frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                    path: str | Path) -> Iterator[av.AudioFrame]:
+    """Decoded frames of `stream`, ending at the first damaged packet (see the module docstring)."""
+    decoded_s = 0.0
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                decoded_s += frame.samples / frame.sample_rate
+                yield frame
+    except av.error.FFmpegError as e:
+        if decoded_s == 0.0:
+            raise AudioError(f"damaged audio data ({e.strerror})", path) from e
+        logger.warning("%s: audio data damaged or cut off after %.1f s (%s); using the audio before it",
+                       path, decoded_s, e.strerror)
+
+
+def _to_mono(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> list[np.ndarray]:
+    """Resample `frame` (None flushes the resampler) and average its channels, clipped to [-1, 1]."""
+    blocks = []
+    for out in resampler.resample(frame):
+        planes = out.to_ndarray()
+        mono = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+        # Lossy decoders overshoot slightly on loud input; callers are promised [-1, 1].
+        blocks.append(np.clip(mono, -1.0, 1.0))
+    return blocks
+
+
+def _chunked(blocks: Iterator[np.ndarray], chunk_len: int, path: str | Path) -> Iterator[np.ndarray]:
+    """Regroup variable-size `blocks` into arrays of exactly `chunk_len` samples (the last may be shorter)."""
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    total = 0
+    for block in blocks:
+        pending.append(block)
+        pending_len += len(block)
+        total += len(block)
+        if pending_len >= chunk_len:
+            joined = np.concatenate(pending)
+            full = len(joined) - len(joined) % chunk_len
+            for start in range(0, full, chunk_len):
+                yield joined[start:start + chunk_len]
+            pending, pending_len = [joined[full:]], len(joined) - full
+    if total == 0:
+        raise AudioError("contains no audio samples", path)
+    if pending_len:
+        yield np.concatenate(pending)
