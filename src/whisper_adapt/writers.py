@@ -1,0 +1,135 @@
+"""Output formats: one small render function per format, looked up by name.
+
+`json` follows the field names of OpenAI's verbose_json (times in seconds as `start`/`end`, words with
+`word`/`probability`), so tools written for Whisper's output read ours; it adds the segments the guards
+dropped, each with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.transcript import Segment, Transcript
+
+
+def _one_line(text: str) -> str:
+    # A line break inside a cue would end it early in SRT and VTT, and split a segment in txt.
+    return " ".join(text.splitlines()).strip()
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    """HH:MM:SS<separator>mmm; hours keep counting past 99 rather than wrapping."""
+    total_ms = round(seconds * 1000)
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
+
+
+def _render_txt(transcript: Transcript) -> str:
+    return "".join(f"{_one_line(segment.text)}\n" for segment in transcript.segments)
+
+
+def _render_srt(transcript: Transcript) -> str:
+    cues = (
+        f"{index}\n{_timestamp(segment.start_s, ',')} --> {_timestamp(segment.end_s, ',')}\n"
+        f"{_one_line(segment.text)}\n"
+        for index, segment in enumerate(transcript.segments, start=1)
+    )
+    return "\n".join(cues)
+
+
+def _render_vtt(transcript: Transcript) -> str:
+    cues = (
+        f"{_timestamp(segment.start_s, '.')} --> {_timestamp(segment.end_s, '.')}\n"
+        f"{_one_line(segment.text)}\n"
+        for segment in transcript.segments
+    )
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _segment_json(segment: Segment) -> dict:
+    return {
+        "start": round(segment.start_s, 3),
+        "end": round(segment.end_s, 3),
+        "text": segment.text,
+        "avg_logprob": segment.avg_logprob,
+        "no_speech_prob": segment.no_speech_prob,
+        "compression_ratio": segment.compression_ratio,
+        "words": [
+            {"start": round(word.start_s, 3), "end": round(word.end_s, 3), "word": word.text,
+             "probability": word.probability}
+            for word in segment.words
+        ],
+    }
+
+
+def _render_json(transcript: Transcript) -> str:
+    document = {
+        "source": transcript.source,
+        "language": transcript.language,
+        "duration": transcript.duration_s,
+        "text": transcript.text,
+        "segments": [{"id": i, **_segment_json(s)} for i, s in enumerate(transcript.segments)],
+        "dropped": [{**_segment_json(s), "reason": reason} for s, reason in transcript.dropped],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+_RENDERERS: dict[str, Callable[[Transcript], str]] = {
+    "txt": _render_txt,
+    "srt": _render_srt,
+    "vtt": _render_vtt,
+    "json": _render_json,
+}
+FORMATS: tuple[str, ...] = tuple(_RENDERERS)
+
+
+def _renderer(fmt: str) -> Callable[[Transcript], str]:
+    try:
+        return _RENDERERS[fmt]
+    except KeyError:
+        raise WhisperAdaptError(f"unknown output format '{fmt}'; choose from {', '.join(FORMATS)}") from None
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    """The transcript as text in format `fmt` (one of FORMATS)."""
+    return _renderer(fmt)(transcript)
+
+
+def write_transcript(transcript: Transcript, out_dir: str | Path, formats: Iterable[str]) -> list[Path]:
+    """Write `<source stem>.<fmt>` into out_dir for each format; returns the paths written.
+
+    Every format is checked before anything is written, and each file appears whole or not at all.
+    """
+    renderers = {fmt: _renderer(fmt) for fmt in formats}
+    stem = Path(transcript.source).stem
+    if not stem:
+        raise WhisperAdaptError("the transcript has no source name to name its output files")
+    directory = Path(out_dir)
+    paths = [directory / f"{stem}.{fmt}" for fmt in renderers]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, render_fn in zip(paths, renderers.values()):
+            _write_atomically(path, render_fn(transcript))
+    except OSError as e:
+        raise WhisperAdaptError(f"cannot write the transcript: {e.strerror}", e.filename or directory) from e
+    return paths
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A temporary file in the same directory, then a rename: readers never see half a file. Opened
+    # with "x" rather than mkstemp so the file gets the user's usual permissions, not 0600.
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temp, "x", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
