@@ -1,0 +1,162 @@
+"""Long-form transcription with faster-whisper, our guards on every path, and the replacement dictionary."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from whisper_adapt.audio import SAMPLE_RATE, decode_audio
+from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.glossary import Glossary, apply_replacements
+from whisper_adapt.guards import GuardOptions, apply_guards
+from whisper_adapt.transcript import Segment, Transcript, Word
+
+# (file, seconds done, seconds total): how the caller draws its progress bar.
+ProgressFn = Callable[[str, float, float], None]
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = "ja"
+    beam_size: int = 5
+    # Silero VAD skips non-speech before Whisper sees it: the first defence against hallucination.
+    vad: bool = True
+    # 0 runs faster-whisper's sequential decoder; N > 0 its batched pipeline with N windows at a time.
+    batch_size: int = 0
+    # Off: feeding the previous window's text back is how one loop spreads into the next windows.
+    condition_on_previous_text: bool = False
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    word_timestamps: bool = False
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    guards: GuardOptions = field(default_factory=GuardOptions)
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise WhisperAdaptError(f"beam size must be at least 1, not {self.beam_size}")
+        if self.batch_size < 0:
+            raise WhisperAdaptError(f"batch size must be 0 (sequential) or more, not {self.batch_size}")
+        if self.batch_size and not self.vad:
+            raise WhisperAdaptError("the batched pipeline needs VAD to cut the audio; drop --no-vad or --batch-size")
+
+
+def load_model(spec: str | Path = "base", device: str = "auto", compute_type: str = "default"):
+    """A faster-whisper model for `spec` (any form models.py resolves), converted to CTranslate2 if needed."""
+    import ctranslate2
+    from faster_whisper import WhisperModel
+
+    from whisper_adapt.models import resolve_model
+
+    # CTranslate2 warns on every CPU load that float16 weights run as float32: expected, not actionable.
+    ctranslate2.set_log_level(logging.ERROR)
+    path = resolve_model(spec, "ct2")
+    try:
+        return WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=os.cpu_count() or 0)
+    except (RuntimeError, ValueError) as e:
+        raise WhisperAdaptError(f"cannot load model on {device}/{compute_type} ({e})", path) from e
+
+
+def transcribe_audio(
+    model,
+    audio: np.ndarray,
+    options: TranscribeOptions = TranscribeOptions(),
+    source: str = "<audio>",
+    glossary: Glossary | None = None,
+    on_progress: ProgressFn | None = None,
+) -> Transcript:
+    """Transcribe 16 kHz mono samples; guards run on the output of either decoder path."""
+    duration_s = len(audio) / SAMPLE_RATE
+    raw_segments, language = _run_decoder(model, audio, options)
+    segments = []
+    for raw in raw_segments:
+        segments.append(_to_segment(raw))
+        if on_progress:
+            on_progress(source, min(raw.end, duration_s), duration_s)
+    segments, outside = _clamp_to_audio(segments, duration_s)
+    kept, dropped = apply_guards(segments, options.guards)
+    dropped = sorted(dropped + outside, key=lambda item: item[0].start_s)
+    if glossary is not None:
+        kept = [_replace_text(segment, apply_replacements(segment.text, glossary)) for segment in kept]
+    return Transcript(source, language, duration_s, tuple(kept), tuple(dropped))
+
+
+def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions) -> tuple[Iterable, str]:
+    settings = dict(
+        language=options.language,
+        beam_size=options.beam_size,
+        temperature=list(options.temperatures),
+        compression_ratio_threshold=options.guards.compression_ratio_max,
+        log_prob_threshold=options.guards.avg_logprob_min,
+        no_speech_threshold=options.guards.no_speech_prob_max,
+        word_timestamps=options.word_timestamps,
+        initial_prompt=options.initial_prompt,
+        hotwords=options.hotwords,
+        vad_filter=options.vad,
+    )
+    if options.batch_size:
+        from faster_whisper import BatchedInferencePipeline
+
+        pipeline = BatchedInferencePipeline(model)
+        segments, info = pipeline.transcribe(audio, batch_size=options.batch_size, **settings)
+    else:
+        segments, info = model.transcribe(
+            audio, condition_on_previous_text=options.condition_on_previous_text, **settings
+        )
+    return segments, info.language
+
+
+def _to_segment(raw) -> Segment:
+    words = tuple(Word(w.start, w.end, w.word, w.probability) for w in (raw.words or ()))
+    return Segment(
+        start_s=raw.start, end_s=raw.end, text=raw.text.strip(), avg_logprob=raw.avg_logprob,
+        no_speech_prob=raw.no_speech_prob, compression_ratio=raw.compression_ratio, words=words,
+    )
+
+
+def _clamp_to_audio(segments: list[Segment], duration_s: float) -> tuple[list[Segment], list[tuple[Segment, str]]]:
+    """Whisper can predict timestamps past the end of the audio; such text was not heard."""
+    kept, outside = [], []
+    for segment in segments:
+        if segment.start_s >= duration_s:
+            outside.append((segment, "starts after the end of the audio"))
+        else:
+            kept.append(replace(segment, end_s=min(segment.end_s, duration_s)))
+    return kept, outside
+
+
+def _replace_text(segment: Segment, text: str) -> Segment:
+    return segment if text == segment.text else replace(segment, text=text)
+
+
+@dataclass
+class BatchResult:
+    written: list[Path] = field(default_factory=list)
+    failures: list[WhisperAdaptError] = field(default_factory=list)
+
+
+def transcribe_files(
+    files: Sequence[Path],
+    out_dir: Path,
+    formats: Sequence[str],
+    model,
+    options: TranscribeOptions = TranscribeOptions(),
+    glossary: Glossary | None = None,
+    on_progress: ProgressFn | None = None,
+) -> BatchResult:
+    """Transcribe each file and write the chosen formats; a bad file is recorded and the batch goes on."""
+    from whisper_adapt.writers import write_transcript
+
+    result = BatchResult()
+    for path in files:
+        try:
+            audio = decode_audio(path)
+            transcript = transcribe_audio(model, audio, options, str(path), glossary, on_progress)
+            result.written += write_transcript(transcript, out_dir, formats)
+        except WhisperAdaptError as e:
+            result.failures.append(e)
+    return result

@@ -1,0 +1,161 @@
+"""Long-form transcription: the whole path on a tiny model (fast) and on real base with real speech (slow)."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+
+import numpy as np
+import pytest
+
+from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
+from whisper_adapt.cli import main
+from whisper_adapt.guards import GuardOptions, count_loops, is_stock_phrase
+from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
+
+MEETING = ("本日の会議を始めます。まず上期の売上について報告します。", "来週の予定を確認しましょう。")
+
+
+def _chars(text: str) -> str:
+    return re.sub(r"[\W_]", "", unicodedata.normalize("NFKC", text))
+
+
+def _cer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    return jiwer.cer(_chars(reference), _chars(hypothesis))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_whisper_dir):
+    return load_model(tiny_whisper_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    return load_model("base", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def meeting_wav(synth_wav, tmp_path_factory):
+    """Two voices with a 1.5 s pause between them, as one recording."""
+    parts = [decode_audio(synth_wav(text, voice)) for text, voice in zip(MEETING, ("jf_alpha", "jm_kumo"))]
+    pause = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
+    path = tmp_path_factory.mktemp("meeting") / "meeting.wav"
+    write_wav(path, np.concatenate([parts[0], pause, parts[1]]))
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [0, 2])
+def test_random_model_output_is_guarded_and_written(tiny_model, meeting_wav, tmp_path, batch_size):
+    """A random decoder babbles and loops: whatever it says, no loop survives the guards on either path."""
+    options = TranscribeOptions(beam_size=1, batch_size=batch_size, temperatures=(0.0,))
+    transcript = transcribe_audio(tiny_model, decode_audio(meeting_wav), options, str(meeting_wav))
+    guards = GuardOptions()
+    assert all(count_loops(segment.text, guards) == 0 for segment in transcript.segments)
+    assert all(s.start_s <= s.end_s <= transcript.duration_s + 0.5 for s in transcript.segments)
+    assert transcript.segments or transcript.dropped
+
+
+def test_cli_reports_every_bad_file_and_still_writes_the_good_one(tiny_whisper_dir, meeting_wav, tmp_path, capsys):
+    missing, text_file = tmp_path / "missing.wav", tmp_path / "notes.mp3"
+    text_file.write_text("not audio")
+    status = main(["transcribe", str(missing), str(meeting_wav), str(text_file), "--model", str(tiny_whisper_dir),
+                   "--out", str(tmp_path / "out"), "--format", "txt,json", "--beam-size", "1", "--device", "cpu"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "2 of 3 inputs failed" in err and "missing.wav" in err and "notes.mp3" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["meeting.json", "meeting.txt"]
+    data = json.loads((tmp_path / "out" / "meeting.json").read_text())
+    assert data["duration"] == pytest.approx(decode_audio(meeting_wav).size / SAMPLE_RATE, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [([], "no input files"), (["x.wav", "--format", "docx"], "unknown format docx"),
+     (["x.wav", "--batch-size", "2", "--no-vad"], "batched pipeline needs VAD"),
+     (["x.wav", "--model", "nowhere"], "unknown model 'nowhere'")],
+)
+def test_cli_usage_errors_are_one_line(args, message, capsys):
+    assert main(["transcribe", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_base_transcribes_a_meeting_in_wav_and_mp4(base_model, meeting_wav, tmp_path):
+    import av
+
+    mp4 = tmp_path / "meeting.mp4"
+    _to_mp4(decode_audio(meeting_wav), mp4)
+    status = main(["transcribe", str(meeting_wav), str(mp4), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert status == 0
+    reference = "".join(MEETING)
+    for stem in ("meeting",):
+        text = (tmp_path / "out" / f"{stem}.txt").read_text()
+        assert _cer(reference, text) < 0.25, text
+        srt = (tmp_path / "out" / f"{stem}.srt").read_text()
+        assert re.search(r"^00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}$", srt, re.M)
+        assert (tmp_path / "out" / f"{stem}.vtt").read_text().startswith("WEBVTT")
+    assert av.open(str(mp4)).streams.video  # the mp4 really is a video file
+    mp4_json = json.loads((tmp_path / "out" / "meeting.json").read_text())
+    assert mp4_json["source"].endswith("meeting.mp4")
+    assert _cer(reference, mp4_json["text"]) < 0.25
+
+
+def _to_mp4(audio: np.ndarray, path) -> None:
+    """A small H.264-less video (MPEG-4 part 2) with an AAC track, as a phone or Teams export would have."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        sound = container.add_stream("aac", rate=SAMPLE_RATE)
+        sound.layout = "mono"
+        for i in range(int(len(audio) / SAMPLE_RATE * 5)):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i % 255, np.uint8), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        pcm = (audio * 32767).astype(np.int16)[None, :]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        container.mux(sound.encode(frame))
+        container.mux(sound.encode())
+
+
+@pytest.mark.slow
+def test_glossary_fixes_a_term_base_gets_wrong(base_model, synth_wav, tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+
+    audio = decode_audio(synth_wav(MEETING[0], "jf_alpha"))
+    options = TranscribeOptions(beam_size=1)
+    plain = transcribe_audio(base_model, audio, options).text
+    assert "上期" not in plain  # base hears 上期 (かみき) as a kana reading or a wrong kanji
+    misheard = re.search(r"まず(.+?)の", plain).group(1)
+    glossary = parse_glossary(f"上期 (かみき) ← {misheard}\n")
+    fixed = transcribe_audio(base_model, audio, options, glossary=glossary).text
+    assert "上期" in fixed and _cer(MEETING[0], fixed) < _cer(MEETING[0], plain)
+
+
+def _murmur(synth_wav) -> np.ndarray:
+    """Speech far away: low-passed, 40 dB down, under steady noise — where Whisper invents text."""
+    rng = np.random.default_rng(0)
+    speech = decode_audio(synth_wav("えーと、それはですね、まあ、あとで確認します。", "jm_kumo"))
+    kernel = np.ones(40) / 40
+    far = np.convolve(speech, kernel, mode="same") * 0.01
+    silence = np.zeros(8 * SAMPLE_RATE, np.float32)
+    audio = np.concatenate([silence, far, silence]).astype(np.float32)
+    return audio + rng.normal(0, 0.002, audio.size).astype(np.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [0, 4])
+def test_no_invented_text_on_murmur_and_silence(base_model, synth_wav, batch_size):
+    transcript = transcribe_audio(base_model, _murmur(synth_wav), TranscribeOptions(batch_size=batch_size))
+    guards = GuardOptions()
+    for segment in transcript.segments:
+        assert not is_stock_phrase(segment.text, guards), segment
+        assert count_loops(segment.text, guards) == 0, segment
+    assert len(_chars(transcript.text)) <= 25, transcript.text
