@@ -12,7 +12,7 @@ import pytest
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.guards import GuardOptions, count_loops, is_stock_phrase
-from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
+from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio
 
 MEETING = ("本日の会議を始めます。まず上期の売上について報告します。", "来週の予定を確認しましょう。")
 
@@ -72,6 +72,11 @@ def test_cli_reports_every_bad_file_and_still_writes_the_good_one(tiny_whisper_d
     assert data["duration"] == pytest.approx(decode_audio(meeting_wav).size / SAMPLE_RATE, abs=0.01)
 
 
+def test_output_names_stay_apart_when_stems_collide(tmp_path):
+    files = [tmp_path / "a" / "talk.wav", tmp_path / "b" / "talk.wav", tmp_path / "talk.m4a", tmp_path / "x.mp3"]
+    assert list(output_stems(files).values()) == ["talk.wav", "talk.wav-2", "talk.m4a", "x"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [([], "no input files"), (["x.wav", "--format", "docx"], "unknown format docx"),
@@ -93,14 +98,14 @@ def test_base_transcribes_a_meeting_in_wav_and_mp4(base_model, meeting_wav, tmp_
     status = main(["transcribe", str(meeting_wav), str(mp4), "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert status == 0
     reference = "".join(MEETING)
-    for stem in ("meeting",):
+    for stem in ("meeting.wav", "meeting.mp4"):  # same stem: outputs are named by the full file name
         text = (tmp_path / "out" / f"{stem}.txt").read_text()
         assert _cer(reference, text) < 0.25, text
         srt = (tmp_path / "out" / f"{stem}.srt").read_text()
         assert re.search(r"^00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}$", srt, re.M)
         assert (tmp_path / "out" / f"{stem}.vtt").read_text().startswith("WEBVTT")
     assert av.open(str(mp4)).streams.video  # the mp4 really is a video file
-    mp4_json = json.loads((tmp_path / "out" / "meeting.json").read_text())
+    mp4_json = json.loads((tmp_path / "out" / "meeting.mp4.json").read_text())
     assert mp4_json["source"].endswith("meeting.mp4")
     assert _cer(reference, mp4_json["text"]) < 0.25
 
@@ -139,23 +144,53 @@ def test_glossary_fixes_a_term_base_gets_wrong(base_model, synth_wav, tmp_path):
     assert "上期" in fixed and _cer(MEETING[0], fixed) < _cer(MEETING[0], plain)
 
 
-def _murmur(synth_wav) -> np.ndarray:
-    """Speech far away: low-passed, 40 dB down, under steady noise — where Whisper invents text."""
-    rng = np.random.default_rng(0)
-    speech = decode_audio(synth_wav("えーと、それはですね、まあ、あとで確認します。", "jm_kumo"))
-    kernel = np.ones(40) / 40
-    far = np.convolve(speech, kernel, mode="same") * 0.01
-    silence = np.zeros(8 * SAMPLE_RATE, np.float32)
-    audio = np.concatenate([silence, far, silence]).astype(np.float32)
-    return audio + rng.normal(0, 0.002, audio.size).astype(np.float32)
+BABBLE = ("えーと、それはですね、まあ、あとで確認します。", "工場の生産ラインは順調ですが、部品の納期が少し遅れています。",
+          "この件については、来週までに担当者を決めてください。")
+
+
+@pytest.fixture(scope="session")
+def babble(synth_wav):
+    """`babble(level)`: three people talking over each other at `level`, between stretches of room noise —
+    a murmur no one could transcribe, on which Whisper base invents stock phrases and repeats itself."""
+    voices = [decode_audio(synth_wav(text, voice)) for text, voice in zip(BABBLE, ("jm_kumo", "jf_alpha", "jf_nezumi"))]
+    length = max(len(v) for v in voices)
+    mixed = sum(np.pad(v, (0, length - len(v))) for v in voices) / 3
+    silence = np.zeros(3 * SAMPLE_RATE, np.float32)
+
+    def make(level: float) -> np.ndarray:
+        audio = np.concatenate([silence, mixed * level, silence]).astype(np.float32)
+        return audio + np.random.default_rng(0).normal(0, 0.003, audio.size).astype(np.float32)
+
+    return make
+
+
+MURMUR_PATHS = {"batched": (4, True, False), "sequential": (0, True, False)}  # batch, vad, conditioned
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("batch_size", [0, 4])
-def test_no_invented_text_on_murmur_and_silence(base_model, synth_wav, batch_size):
-    transcript = transcribe_audio(base_model, _murmur(synth_wav), TranscribeOptions(batch_size=batch_size))
+def test_guards_remove_what_whisper_invents_on_murmur(base_model, babble):
+    """Whisper's inventions on murmur are chaotic (which murmur triggers which phrase varies), so the test
+    decodes murmur on each decoder path: raw faster-whisper invents a stock phrase or a line repeated 3 times
+    on at least one (the precondition; on the machines we measured, 「ご視聴ありがとうございました」 on both),
+    and our output holds none on any."""
+    from faster_whisper import BatchedInferencePipeline
+
     guards = GuardOptions()
-    for segment in transcript.segments:
-        assert not is_stock_phrase(segment.text, guards), segment
-        assert count_loops(segment.text, guards) == 0, segment
-    assert len(_chars(transcript.text)) <= 25, transcript.text
+    raw_inventions, our_inventions = [], []
+    audio = babble(0.5)
+    for name, (batch_size, vad, condition) in MURMUR_PATHS.items():
+        if batch_size:
+            raw, _ = BatchedInferencePipeline(base_model).transcribe(audio, language="ja", batch_size=batch_size)
+        else:
+            raw, _ = base_model.transcribe(audio, language="ja", vad_filter=vad, condition_on_previous_text=condition)
+        raw_inventions += _invented([_chars(segment.text) for segment in raw], guards)
+        options = TranscribeOptions(batch_size=batch_size, vad=vad, condition_on_previous_text=condition)
+        texts = [_chars(segment.text) for segment in transcribe_audio(base_model, audio, options).segments]
+        our_inventions += [(name, t) for t in _invented(texts, guards)]
+        assert all(count_loops(t, guards) == 0 for t in texts)
+    assert raw_inventions, "precondition: base invents text on at least one murmur"
+    assert not our_inventions
+
+
+def _invented(texts: list[str], guards: GuardOptions) -> list[str]:
+    return [t for t in texts if is_stock_phrase(t, guards) or texts.count(t) >= 3]

@@ -55,7 +55,7 @@ def transcribe(
     vad: Annotated[bool, typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = True,
     word_timestamps: Annotated[bool, typer.Option(help="Add per-word times and probabilities to the JSON output.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: default, int8, float16, float32 …")] = "default",
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
     sample: Annotated[bool, typer.Option("--sample", help="Also transcribe the bundled Japanese sample recording.")] = False,
 ) -> None:
     """Transcribe recordings to txt / srt / vtt / json, with guards against loops and silence hallucinations."""

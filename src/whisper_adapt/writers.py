@@ -102,13 +102,15 @@ def render(transcript: Transcript, fmt: str) -> str:
     return _renderer(fmt)(transcript)
 
 
-def write_transcript(transcript: Transcript, out_dir: str | Path, formats: Iterable[str]) -> list[Path]:
-    """Write `<source stem>.<fmt>` into out_dir for each format; returns the paths written.
+def write_transcript(
+    transcript: Transcript, out_dir: str | Path, formats: Iterable[str], stem: str | None = None
+) -> list[Path]:
+    """Write `<stem>.<fmt>` (default: the source's stem) into out_dir for each format; returns the paths.
 
     Every format is checked before anything is written, and each file appears whole or not at all.
     """
     renderers = {fmt: _renderer(fmt) for fmt in formats}
-    stem = Path(transcript.source).stem
+    stem = stem or Path(transcript.source).stem
     if not stem:
         raise WhisperAdaptError("the transcript has no source name to name its output files")
     directory = Path(out_dir)
