@@ -77,3 +77,65 @@ def synth_wav(speech_dir):
         return made[(text, voice)]
 
     return synth
+
+
+# A meeting for the corpus tests: glossary terms (上期, 下期, ミライ計画, 田中部長), five voices, pauses of
+# 0.5–2.5 s, and a stretch of murmur (three voices over each other) that no one could transcribe.
+MEETING_LINES = (
+    ("jf_alpha", "本日の定例会議を始めます。"),
+    ("jm_kumo", "まず上期の売上について報告します。"),
+    ("jf_nezumi", "下期の予算はまだ確定していません。"),
+    ("jf_tebukuro", "ミライ計画の進捗はどうですか。"),
+    ("jm_kumo", "田中部長から来週の予定を説明していただきます。"),
+    ("jf_gongitsune", "それでは次の議題に移りましょう。"),
+)
+MURMUR_LINES = (("jm_kumo", "えーと、それはですね、まあ、あとで確認します。"),
+                ("jf_alpha", "工場の生産ラインは順調ですが、部品の納期が少し遅れています。"))
+
+
+@pytest.fixture(scope="session")
+def synth_meeting(synth_wav, speech_dir):
+    """`synth_meeting(name, rounds=1, murmur=True) -> (path, spans)`: a WAV of MEETING_LINES said `rounds`
+    times with pauses, room noise and (once, after the first round) murmur; `spans` are the
+    (start_s, end_s, text) of every spoken sentence, for checking where clips are cut."""
+    import numpy as np
+
+    from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
+
+    def make(name: str, rounds: int = 1, murmur: bool = True):
+        path = speech_dir / f"{name}.wav"
+        rng = np.random.default_rng(0)
+        lines = [(decode_audio(synth_wav(text, voice)), text) for voice, text in MEETING_LINES]
+        parts, spans, position = [], [], 0
+        for round_ in range(rounds):
+            for audio, text in lines:
+                gap = np.zeros(round(rng.uniform(0.5, 2.5) * SAMPLE_RATE), np.float32)
+                parts += [gap, audio]
+                spans.append(((position + len(gap)) / SAMPLE_RATE, (position + len(gap) + len(audio)) / SAMPLE_RATE, text))
+                position += len(gap) + len(audio)
+            if round_ == 0 and murmur:
+                voices = [decode_audio(synth_wav(text, voice)) for voice, text in MURMUR_LINES]
+                length = max(len(v) for v in voices)
+                mixed = (sum(np.pad(v, (0, length - len(v))) for v in voices) * 0.3).astype(np.float32)
+                parts += [np.zeros(SAMPLE_RATE, np.float32), mixed]
+                position += SAMPLE_RATE + length
+        parts.append(np.zeros(SAMPLE_RATE, np.float32))
+        audio = np.concatenate(parts)
+        if not path.exists():
+            write_wav(path, audio + rng.normal(0, 0.003, audio.size).astype(np.float32))
+        return path, spans
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def audiofolder_set(tmp_path_factory):
+    """`audiofolder_set(name, [(text, wav_path), ...]) -> Path`: a labelled set in Hugging Face audiofolder
+    layout (one of the layouts `eval --test` and `--general` read), clip ids `<name>-<index>`."""
+    from whisper_adapt.labeled import LabeledClip, write_audiofolder
+
+    def make(name: str, pairs: list[tuple[str, Path]]) -> Path:
+        clips = [LabeledClip(f"{name}-{index:02d}", Path(wav).resolve(), text) for index, (text, wav) in enumerate(pairs)]
+        return write_audiofolder(clips, tmp_path_factory.mktemp(name))
+
+    return make

@@ -24,3 +24,15 @@ class ModelError(WhisperAdaptError):
 
 class GlossaryError(WhisperAdaptError):
     """A glossary file with a malformed line."""
+
+
+class CorpusError(WhisperAdaptError):
+    """A corpus directory that is not ours, is busy, or is asked for something it does not hold."""
+
+
+class ConflictError(CorpusError):
+    """A clip changed since the caller read it (optimistic concurrency): reload and apply the edit again."""
+
+    def __init__(self, problem: str, path: str | Path | None = None, current_version: int = 0):
+        self.current_version = current_version
+        super().__init__(problem, path)
