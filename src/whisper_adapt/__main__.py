@@ -1,3 +1,5 @@
+import sys
+
 from whisper_adapt.cli import main
 
-main()
+sys.exit(main())

@@ -84,11 +84,273 @@ def transcribe(
     _report_failures(result.failures, len(inputs))
 
 
-def _progress():
+@app.command()
+def prepare(
+    corpus: Annotated[Path, typer.Option(help="Corpus directory (created if missing).")],
+    recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings to cut into clips (any audio or video file).")] = None,
+    model: ModelOpt = "base",
+    glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its terms are given to Whisper as the drafts' initial prompt.")] = None,
+    redraft: Annotated[bool, typer.Option(help="Re-draft the unreviewed, unedited clips with --model (e.g. an adapted model).")] = False,
+    draft: Annotated[bool, typer.Option(help="Draft transcripts after cutting (--no-draft: only cut clips).")] = True,
+    beam_size: Annotated[int, typer.Option(help="Beam width for drafts; 1 is greedy (fastest).")] = 5,
+    language: Annotated[str, typer.Option(help="Spoken language code of the recordings.")] = "ja",
+    min_clip_s: Annotated[float, typer.Option(help="Shortest clip, seconds.")] = 1.0,
+    max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).")] = 30.0,
+    min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.")] = 300,
+    pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.")] = 200,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto, int8, float16, float32 …")] = "auto",
+) -> None:
+    """Cut recordings into clips at pauses and draft their transcripts into a corpus (resumable)."""
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.prepare import DraftOptions, prepare as run_prepare
+    from whisper_adapt.segment import SegmentOptions
+
+    if not recordings and not redraft:
+        raise WhisperAdaptError("no recordings given (or use --redraft to re-draft the corpus's clips)")
+    segment = SegmentOptions(min_clip_s=min_clip_s, max_clip_s=max_clip_s, min_silence_ms=min_silence_ms, pad_ms=pad_ms)
+    drafting = DraftOptions(model=model, language=language, beam_size=beam_size, device=device, compute_type=compute_type)
+    terms = load_glossary(glossary) if glossary else None
+    with _progress() as progress:
+        result = run_prepare(list(recordings or []), corpus, segment, drafting if draft or redraft else None, terms,
+                             redraft, _prepare_callback(progress))
+    console.print(f"{result.clips_added} clips added from {result.recordings_added} new recordings, "
+                  f"{result.clips_drafted} drafted; corpus: {corpus}")
+    for line in [f"{path}: already in the corpus" for path in result.recordings_skipped] + result.notes:
+        console.print(f"  [yellow]•[/yellow] {line}")
+    # Failures are recordings and, while drafting, single clips: count whichever is larger as the inputs.
+    _report_failures(result.failures, max(len(recordings or []), len(result.failures)))
+
+
+def _prepare_callback(progress):
+    """Progress of prepare in audio seconds: one bar per recording being cut, one for drafting; the
+    description counts clips and hours."""
+    tasks: dict[str, int] = {}
+
+    def update(task: str, done: float, total: float, note: str) -> None:
+        name = f"cut {task[4:]}" if task.startswith("cut:") else "draft"
+        description = f"{name} · {note} · {done / 3600:.2f} h"
+        if task not in tasks:
+            tasks[task] = progress.add_task(description, total=total)
+        progress.update(tasks[task], completed=done, total=total, description=description)
+
+    return update
+
+
+corpus_app = typer.Typer(help="Inspect, select from, import into and export a corpus.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+CorpusArg = Annotated[Path, typer.Argument(help="Corpus directory.")]
+
+
+@corpus_app.command("stats")
+def corpus_stats(
+    corpus: CorpusArg,
+    glossary: Annotated[Optional[Path], typer.Option(help="Glossary: count the reviewed clips that hold each term.")] = None,
+) -> None:
+    """Clips, hours and recordings by status, and glossary term coverage of the reviewed clips."""
+    from rich.table import Table
+
+    from whisper_adapt.corpus import open_corpus
+    from whisper_adapt.glossary import load_glossary
+
+    terms = load_glossary(glossary) if glossary else None
+    with open_corpus(corpus) as store:
+        stats = store.stats(terms)
+    table = Table("status", "clips", "hours", title=f"{corpus}: {stats.recordings} recordings, {stats.drafted} clips drafted")
+    for status, (count, hours) in stats.by_status.items():
+        table.add_row(status, str(count), f"{hours:.2f}")
+    table.add_row("all", str(stats.clips), f"{stats.hours:.2f}")
+    Console().print(table)
+    if terms is not None:
+        coverage = Table("term", "reviewed clips", title="glossary term coverage")
+        for term, count in stats.term_coverage.items():
+            coverage.add_row(term, str(count))
+        Console().print(coverage)
+
+
+@corpus_app.command("select")
+def corpus_select(
+    corpus: CorpusArg,
+    glossary: Annotated[Optional[Path], typer.Option(help="Glossary for --general-share: which clips hold a term.")] = None,
+    general_share: Annotated[Optional[float], typer.Option(help="With --glossary: only clips holding a term, plus this share of general clips (e.g. 0.3).")] = None,
+    validation_share: Annotated[float, typer.Option(help="Share of clips held out for validation, whole recordings at a time.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed for the general clips and the split.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the selection as audiofolder OUT/train and OUT/validation.")] = None,
+) -> None:
+    """Choose the training set: reviewed clips, optionally focused on glossary terms; split by recording."""
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.labeled import write_audiofolder
+    from whisper_adapt.selection import select_training
+
+    if general_share is not None and glossary is None:
+        raise WhisperAdaptError("--general-share needs --glossary (general means: holding no term)")
+    terms = load_glossary(glossary) if glossary else None
+    selection = select_training(corpus, terms, general_share, validation_share, seed)
+    console.print(f"train {len(selection.train)} clips, validation {len(selection.validation)} clips "
+                  f"({selection.term_clips} with a glossary term, {selection.general_clips} general)")
+    if validation_share and not selection.validation:
+        console.print("[yellow]validation is empty: too few recordings to hold one out without leaking[/yellow]")
+    if out is not None:
+        for name, clips in (("train", selection.train), ("validation", selection.validation)):
+            if clips:
+                console.print(f"wrote {write_audiofolder(clips, out / name)}")
+
+
+@corpus_app.command("import")
+def corpus_import(
+    corpus: CorpusArg,
+    sources: Annotated[list[Path], typer.Argument(help="Labelled sets: JVS folders, audiofolders (metadata.csv), name.wav + name.txt folders, or corpora.")],
+) -> None:
+    """Import labelled sets as reviewed clips (audio resampled to 16 kHz mono); repeats add nothing."""
+    from whisper_adapt.transfer import import_sets
+
+    with console.status("importing …") as status:
+
+        def update(source: str, done: int, total: int) -> None:
+            status.update(f"import {Path(source).name}: {done}/{total} clips")
+
+        result = import_sets(corpus, sources, update)
+    console.print(f"{result.added} clips imported, {result.already_present} already in {corpus}")
+    _report_failures(result.failures, len(sources))
+
+
+@corpus_app.command("export")
+def corpus_export(
+    corpus: CorpusArg,
+    out: Annotated[Path, typer.Option(help="Directory to write the set into.")],
+    layout: Annotated[str, typer.Option("--format", help="jvs (OUT/GROUP/transcripts_utf8.txt + wav/) or audiofolder (metadata.csv).")] = "jvs",
+    status: Annotated[str, typer.Option(help="Which clips: reviewed, draft or rejected.")] = "reviewed",
+    group: Annotated[str, typer.Option(help="JVS group folder name.")] = "corpus",
+) -> None:
+    """Export the corpus's clips (by default the reviewed ones) as JVS or Hugging Face audiofolder."""
+    from whisper_adapt.transfer import export_corpus
+
+    written, count = export_corpus(corpus, out, layout, status, group)
+    console.print(f"wrote {count} clips to {written}")
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Option(help="Training clips: a corpus directory (its reviewed clips), a JVS folder, an audiofolder or name.wav+name.txt pairs.")],
+    out: Annotated[Path, typer.Option(help="Run directory: the adapter goes to OUT/adapter, checkpoints and TensorBoard logs beside it.")],
+    glossary: Annotated[Optional[Path], typer.Option(help="Glossary: picks the clips holding terms and scores term recall each epoch.")] = None,
+    model: ModelOpt = "base",
+    method: Annotated[str, typer.Option(help="xattn (cross-attention k/v/out of chosen layers), lora, decoder or full.")] = "xattn",
+    layers: Annotated[str, typer.Option(help="Decoder layers to adapt, negative from the end: '-1' is the last, '-1,-2' the last two.")] = "-1",
+    preset: Annotated[Optional[str], typer.Option(help="'original': the published recipe (lr 5e-4, batch 2, 10 epochs, warmup 2), for comparison.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs [default 10].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step [default 8].")] = None,
+    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) [default 1e-3].")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay [default 0.01].")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps [default 2].")] = None,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
+    replay_share: Annotated[float, typer.Option(help="Share of the training set that is replayed general speech (limits forgetting).")] = 0.3,
+    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for replay and the forgetting check [default: your term-free clips + the packaged set].")] = None,
+    validation_share: Annotated[float, typer.Option(help="Share of your clips held out (whole recordings) to score each epoch.")] = 0.15,
+    all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
+    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch may cost to be kept (0.005 = 0.5 points).")] = 0.005,
+    timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
+    stack_on: Annotated[Optional[list[Path]], typer.Option(help="Adapters trained earlier, applied (frozen) before this one: a corpus per layer.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw and the shuffle.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete epoch in OUT after an interruption.")] = False,
+    language: Annotated[str, typer.Option(help="Language of the speech.")] = "ja",
+) -> None:
+    """Adapt Whisper to your words: a small adapter, the kept epoch chosen by term recall within a forgetting budget."""
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.labeled import load_labeled_set
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+    from whisper_adapt.train.methods import MethodOptions
+    from whisper_adapt.train.trainer import PRESETS, TrainOptions, train_adapter
+
+    if preset is not None and preset not in PRESETS:
+        raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
+    settings = {**PRESETS.get(preset or "", {}), **{k: v for k, v in given.items() if v is not None}}
+    options = TrainOptions(method=method, method_options=MethodOptions(_layers(layers), lora_rank, lora_alpha),
+                           grad_accum=grad_accum, forgetting_budget=forgetting_budget,
+                           timestamp_share=timestamp_share, seed=seed, language=language, **settings)
+    terms = load_glossary(glossary) if glossary else None
+    data = assemble(load_labeled_set(corpus), terms,
+                    AssembleOptions(not all_clips, replay_share, validation_share, seed=seed),
+                    load_labeled_set(general) if general else None)
+    console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed, "
+                  f"validating on {len(data.validation)} + {len(data.general)} general")
+    with _progress("{task.completed:>5.0f}/{task.total:.0f}") as progress:
+        result = train_adapter(model, data, out, options, terms, tuple(stack_on or ()), resume,
+                               _train_callback(progress))
+    _print_history(result.history)
+    if result.adapter_dir is None:
+        console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
+        raise typer.Exit(1)
+    console.print(f"kept epoch {result.chosen_epoch}; adapter written to {result.adapter_dir}")
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as e:
+        raise WhisperAdaptError(f"--layers takes comma-separated integers such as -1,-2, not '{text}'") from e
+
+
+def _train_callback(progress):
+    tasks: dict[str, int] = {}
+
+    def update(kind: str, payload: dict) -> None:
+        if kind == "cache":
+            if "cache" not in tasks:
+                tasks["cache"] = progress.add_task("encoding clips", total=payload["total"])
+            progress.update(tasks["cache"], completed=payload["done"])
+        elif kind == "step":
+            name = f"epoch {payload['epoch']}"
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=payload["steps"])
+            progress.update(tasks[name], completed=payload["step"],
+                            description=f"{name} loss {payload['loss']:.3f} {payload['clips_per_s']:.1f} clips/s")
+        elif kind == "epoch":
+            progress.console.print(_epoch_line(payload))
+
+    return update
+
+
+def _epoch_line(metrics: dict) -> str:
+    parts = [f"epoch {metrics['epoch']}"]
+    for key, label in (("train_loss", "loss"), ("validation_cer", "val CER"), ("validation_term_recall", "term recall"),
+                       ("general_cer", "general CER"), ("validation_loops", "loops")):
+        if metrics.get(key) is not None:
+            parts.append(f"{label} {metrics[key]:.3f}" if isinstance(metrics[key], float) else f"{label} {metrics[key]}")
+    return "  ".join(parts)
+
+
+def _print_history(history: list[dict]) -> None:
+    for metrics in history:
+        console.print(_epoch_line(metrics))
+
+
+@app.command()
+def export(
+    adapter: Annotated[list[Path], typer.Option(help="Adapter directory (a train OUT or OUT/adapter); repeat to merge stacked adapters in order.")],
+    out: Annotated[Path, typer.Option(help="Output: a CTranslate2 model directory (merged Hugging Face model in OUT/hf).")],
+    model: ModelOpt = "base",
+    quantization: Annotated[str, typer.Option(help="float16 (default; GPU and CPU), int8 (smallest, fastest on CPU), int8_float16, float32.")] = "float16",
+) -> None:
+    """Merge adapters into the base and write a model faster-whisper loads as is; checks both decode alike."""
+    from whisper_adapt.export import export_model
+
+    adapters = [a / "adapter" if (a / "adapter" / "adapter.json").is_file() else a for a in adapter]
+    with console.status("merging and converting …"):
+        result = export_model(model, adapters, out, quantization)
+    console.print(f"check clip — merged: {result.hf_text}")
+    console.print(f"check clip — export: {result.ct2_text}  (CER {result.check_cer:.3f})")
+    console.print(f"wrote {result.out_dir}: transcribe with --model {result.out_dir}")
+
+
+def _progress(counter: str = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:>6.0f}/{task.total:.0f} s audio"),
+        TextColumn("{task.description}"), BarColumn(), TextColumn(counter),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
     )
 
@@ -111,6 +373,52 @@ def _report_failures(failures: list[WhisperAdaptError], total: int) -> None:
     for failure in failures:
         console.print(f"  [red]✗[/red] {failure}")
     raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    test: Annotated[Path, typer.Option(help="Test set: a corpus directory (reviewed clips), a JVS folder, an audiofolder or wav+txt pairs.")],
+    glossary: Annotated[Path, typer.Option(help="Glossary file: terms scored for recall; used as prompt, hotwords and dictionary.")],
+    general: Annotated[Optional[Path], typer.Option(help="Everyday-speech set (same layouts): forgetting is its CER change vs the unadapted model.")] = None,
+    nonspeech: Annotated[Optional[Path], typer.Option(help="Folder of audio without speech: what each system invents there.")] = None,
+    model: ModelOpt = "base",
+    system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.")] = None,
+    compare: Annotated[str, typer.Option(help="No-training baselines and add-ons, comma-separated: prompt, hotwords, dictionary.")] = "prompt,hotwords,dictionary",
+    out: Annotated[Path, typer.Option(help="Directory for report.json and report.html.")] = Path("eval-report"),
+    beam_size: Annotated[int, typer.Option(help="Beam width used for every system (temperature is fixed at 0).")] = 5,
+    numerals: Annotated[bool, typer.Option(help="Score 三 and 3 (十五 and 15 …) as equal.")] = False,
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
+) -> None:
+    """Score the unadapted model, prompt and hotword biasing, adapted models and the dictionary side by side."""
+    from rich.console import Console as StdoutConsole
+    from rich.progress import Progress
+
+    from whisper_adapt.eval_run import EvalOptions, plan_systems, run_evaluation
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.report import summary_table, write_report
+
+    adapted = [_system_option(item) for item in system or []]
+    systems = plan_systems(model, adapted, [c.strip() for c in compare.split(",") if c.strip()], load_glossary(glossary))
+    options = EvalOptions(beam_size=beam_size, device=device, compute_type=compute_type, numerals=numerals,
+                          bootstrap_samples=bootstrap, seed=seed)
+    with Progress(console=console) as progress:
+        task = progress.add_task("decoding", total=None)
+        report = run_evaluation(test, glossary, systems, general, nonspeech, options,
+                                lambda what, done, total: progress.update(task, description=what, completed=done, total=total))
+    # Piped into a file or a README, an 80-column default would wrap every figure: print it at full width.
+    StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
+    for path in write_report(report, out):
+        console.print(f"wrote {path}")
+
+
+def _system_option(item: str) -> tuple[str, str]:
+    name, sep, spec = item.partition("=")
+    if not sep or not name.strip() or not spec.strip():
+        raise WhisperAdaptError(f"--system {item!r}: expected NAME=MODEL, e.g. adapted=out/model-ct2")
+    return name.strip(), spec.strip()
 
 
 def main(argv: list[str] | None = None) -> int:

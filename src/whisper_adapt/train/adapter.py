@@ -1,0 +1,104 @@
+"""Adapters on disk: only the trained tensors (safetensors) plus `adapter.json`; loading and merging.
+
+An adapter is megabytes, not gigabytes. LoRA adapters are saved by peft itself (adapter_model.safetensors +
+adapter_config.json), so they are also valid PEFT adapters. Weights are always loaded on the CPU and the
+model is moved to its device afterwards, so a small GPU never holds two copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from whisper_adapt.errors import ModelError
+
+ADAPTER_JSON = "adapter.json"
+TENSORS_FILE = "adapter.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    method: str
+    layers: list[int]
+    base_model: str  # the spec the user gave
+    base_sha256: str  # content hash of the base weights the adapter was trained on
+    stacked_on: list[str] = field(default_factory=list)  # adapter directories applied before this one
+    training: dict = field(default_factory=dict)  # resolved options, data and glossary hashes, replay
+    epochs: list[dict] = field(default_factory=list)  # per-epoch validation metrics
+    chosen_epoch: int | None = None
+    format_version: int = FORMAT_VERSION
+
+
+def save_adapter(out_dir: Path, model: torch.nn.Module, state: dict[str, torch.Tensor], info: AdapterInfo) -> None:
+    """Write the adapter to a temporary directory and move it into place whole."""
+    from safetensors.torch import save_file
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if info.method == "lora":
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(model, state)
+            model.save_pretrained(tmp)
+        else:
+            save_file({name: tensor.contiguous() for name, tensor in state.items()}, tmp / TENSORS_FILE)
+        (tmp / ADAPTER_JSON).write_text(json.dumps(asdict(info), ensure_ascii=False, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_adapter_info(adapter_dir: Path) -> AdapterInfo:
+    path = Path(adapter_dir) / ADAPTER_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return AdapterInfo(**data)
+    except FileNotFoundError as e:
+        raise ModelError("not an adapter directory (no adapter.json)", adapter_dir) from e
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"unreadable adapter.json ({e})", path) from e
+
+
+def apply_adapter(model: torch.nn.Module, adapter_dir: Path, base_sha256: str | None = None) -> torch.nn.Module:
+    """Merge one adapter into `model` (on the CPU) and return the merged plain Whisper model."""
+    info = read_adapter_info(adapter_dir)
+    if base_sha256 is not None and info.base_sha256 != base_sha256:
+        raise ModelError(f"adapter was trained on another base model ({info.base_model}, "
+                         f"sha256 {info.base_sha256[:12]}…)", adapter_dir)
+    if info.method == "lora":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(Path(adapter_dir) / TENSORS_FILE), device="cpu")
+    own = model.state_dict()
+    unknown = [name for name in tensors if name not in own or own[name].shape != tensors[name].shape]
+    if unknown:
+        raise ModelError(f"adapter tensors do not fit this model: {', '.join(unknown[:3])}", adapter_dir)
+    model.load_state_dict(tensors, strict=False)
+    return model
+
+
+def load_adapted_model(base: str | Path, adapters: list[Path], device: str = "cpu") -> torch.nn.Module:
+    """The Hugging Face base model with `adapters` merged in order, then moved to `device`."""
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_adapt.models import model_sha256, resolve_model
+
+    base_dir = resolve_model(base, "hf")
+    model = WhisperForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
+    base_sha = model_sha256(base_dir) if adapters else None
+    for adapter_dir in adapters:
+        model = apply_adapter(model, Path(adapter_dir), base_sha)
+    return model.to(device).eval()

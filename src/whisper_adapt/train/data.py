@@ -1,0 +1,196 @@
+"""Training examples: target token sequences, faster-whisper's features, and the encoder-output cache.
+
+When the encoder is frozen its output depends only on the audio, so each clip is encoded once (float16 on
+disk, keyed by the audio's hash and the encoder weights' hash) and every epoch trains the decoder on the
+cache: the encoder is most of Whisper's compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from whisper_adapt.audio import SAMPLE_RATE, decode_audio
+from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.features import clip_features
+from whisper_adapt.labeled import LabeledClip
+
+TIMESTAMP_STEP_S = 0.02
+IGNORE_INDEX = -100  # positions the loss skips: the prompt and the padding
+
+
+@dataclass(frozen=True)
+class Example:
+    clip: LabeledClip
+    duration_s: float
+    decoder_input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+    encoder_file: Path | None  # None when the encoder trains too (method "full")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Whisper's special tokens for a language, looked up once from the tokenizer."""
+
+    sot: int
+    language: int
+    transcribe: int
+    no_timestamps: int
+    eot: int
+
+    @property
+    def timestamp_begin(self) -> int:
+        return self.no_timestamps + 1
+
+    @property
+    def plain(self) -> list[int]:
+        return [self.sot, self.language, self.transcribe, self.no_timestamps]
+
+
+def make_prompt(tokenizer, language: str = "ja") -> Prompt:
+    ids = tokenizer.convert_tokens_to_ids
+    language_id = ids(f"<|{language}|>")
+    if language_id == tokenizer.unk_token_id:
+        raise WhisperAdaptError(f"unknown language '{language}' for this model's tokenizer")
+    return Prompt(ids("<|startoftranscript|>"), language_id, ids("<|transcribe|>"), ids("<|notimestamps|>"),
+                  ids("<|endoftext|>"))
+
+
+def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | None) -> tuple[list[int], list[int]]:
+    """(decoder inputs, labels). With `duration_s` the target carries timestamps <|0.00|> … <|end|>, so the
+    adapted model keeps predicting them (training without them breaks long-form timestamping)."""
+    if duration_s is None:
+        head, body = prompt.plain, text_ids
+    else:
+        end = prompt.timestamp_begin + min(1500, round(duration_s / TIMESTAMP_STEP_S))
+        head, body = prompt.plain[:3], [prompt.timestamp_begin, *text_ids, end]
+    sequence = head + body + [prompt.eot]
+    labels = [token if i + 1 >= len(head) else IGNORE_INDEX for i, token in enumerate(sequence[1:])]
+    return sequence[:-1], labels
+
+
+def audio_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def encoder_sha256(model: torch.nn.Module) -> str:
+    """Identity of the encoder weights: cache entries from another encoder are never reused."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.model.encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def encoder_cache_files(clips: Sequence[LabeledClip], cache_dir: Path) -> dict[str, Path]:
+    """clip_id → the cache file of its encoder output (present or not)."""
+    return {clip.clip_id: cache_dir / f"{audio_sha256(clip.audio_path)}.npy" for clip in clips}
+
+
+def fill_encoder_cache(
+    model: torch.nn.Module, clips: Sequence[LabeledClip], cache_dir: Path, batch_size: int = 8,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Path]:
+    """Encode every clip not yet cached; returns clip_id → cache file. Files appear whole or not at all."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    files = encoder_cache_files(clips, cache_dir)
+    todo = [clip for clip in clips if not files[clip.clip_id].exists()]
+    device = next(model.parameters()).device
+    n_mels = model.config.num_mel_bins
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        features = np.stack([clip_features(decode_audio(clip.audio_path), n_mels) for clip in batch])
+        with torch.no_grad():
+            hidden = model.model.encoder(torch.from_numpy(features).to(device)).last_hidden_state
+        for clip, states in zip(batch, hidden.to(torch.float16).cpu().numpy()):
+            _save_atomically(files[clip.clip_id], states)
+        if on_progress:
+            on_progress(len(batch))
+    return files
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(temp, array)
+    os.replace(temp, path)
+
+
+def build_examples(
+    clips: Sequence[LabeledClip], tokenizer, prompt: Prompt, encoder_files: dict[str, Path] | None,
+    timestamp_share: float, seed: int, max_target_tokens: int,
+) -> tuple[list[Example], list[WhisperAdaptError]]:
+    """Examples for `clips`; a share of them (chosen by `seed`) gets timestamped targets. Clips whose text
+    is empty or too long for Whisper's 448-token window are reported, not trained on."""
+    rng = random.Random(seed)
+    examples, problems = [], []
+    for clip in clips:
+        text_ids = tokenizer(clip.text, add_special_tokens=False).input_ids
+        duration_s = _duration_s(clip.audio_path)
+        if not text_ids:
+            problems.append(WhisperAdaptError("empty transcript", clip.audio_path))
+            continue
+        timed = duration_s if rng.random() < timestamp_share else None
+        inputs, labels = target_sequence(text_ids, prompt, timed)
+        if len(inputs) > max_target_tokens:
+            problems.append(WhisperAdaptError(f"transcript of {len(inputs)} tokens exceeds {max_target_tokens}",
+                                              clip.audio_path))
+            continue
+        examples.append(Example(clip, duration_s, tuple(inputs), tuple(labels),
+                                encoder_files[clip.clip_id] if encoder_files else None))
+    return examples, problems
+
+
+def _duration_s(path: Path) -> float:
+    import wave
+
+    try:
+        with wave.open(str(path)) as w:
+            return w.getnframes() / w.getframerate()
+    except (wave.Error, EOFError):
+        return len(decode_audio(path)) / SAMPLE_RATE
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    def __init__(self, examples: Sequence[Example], n_mels: int):
+        self.examples = list(examples)
+        self.n_mels = n_mels
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        item = {"decoder_input_ids": example.decoder_input_ids, "labels": example.labels}
+        if example.encoder_file is not None:
+            item["encoder_hidden"] = torch.from_numpy(np.load(example.encoder_file))
+        else:
+            item["input_features"] = torch.from_numpy(clip_features(decode_audio(example.clip.audio_path),
+                                                                    self.n_mels))
+        return item
+
+
+def collate(items: list[dict], pad_id: int) -> dict:
+    """Pad targets to the longest in the batch (inputs with end-of-text, labels with the ignore index)."""
+    length = max(len(item["decoder_input_ids"]) for item in items)
+    inputs = torch.full((len(items), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), length), IGNORE_INDEX, dtype=torch.long)
+    for row, item in enumerate(items):
+        inputs[row, : len(item["decoder_input_ids"])] = torch.tensor(item["decoder_input_ids"])
+        labels[row, : len(item["labels"])] = torch.tensor(item["labels"])
+    batch = {"decoder_input_ids": inputs, "labels": labels}
+    if "encoder_hidden" in items[0]:
+        batch["encoder_outputs"] = (torch.stack([item["encoder_hidden"] for item in items]).float(),)
+    else:
+        batch["input_features"] = torch.stack([item["input_features"] for item in items])
+    return batch

@@ -1,0 +1,329 @@
+"""The training loop: read it top to bottom.
+
+accelerate handles devices, mixed precision and data parallelism (the same code runs under
+`accelerate launch` / torchrun). Every epoch ends with a checkpoint holding only the trained tensors, the
+optimizer, the scheduler, the random states and the resolved options, so `--resume` after any
+interruption continues to the same result as an uninterrupted run. The kept epoch is chosen by term
+recall within a general-CER budget (see `choose_epoch`), never by training loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.glossary import Glossary
+from whisper_adapt.labeled import LabeledClip
+from whisper_adapt.train import data as train_data
+from whisper_adapt.train.adapter import AdapterInfo, save_adapter
+from whisper_adapt.train.methods import MethodOptions, get_method, resolve_layers, trainable_state
+from whisper_adapt.train.scoring import choose_epoch, score_epoch
+
+# (event, payload): "cache" {done, total}, "step" {epoch, step, steps, loss, clips_per_s},
+# "epoch" {metrics}, "note" {text}. The CLI draws progress from these.
+EventFn = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    method: str = "xattn"
+    method_options: MethodOptions = field(default_factory=MethodOptions)
+    epochs: int = 10
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    adam_eps: float = 1e-8
+    warmup_steps: int = 2
+    seed: int = 0
+    # Part of the targets keep timestamps so the adapted model still times long-form segments.
+    timestamp_share: float = 0.5
+    # Largest rise of general-speech CER (absolute, 0.005 = 0.5 points) an epoch may cost to be kept.
+    forgetting_budget: float = 0.005
+    language: str = "ja"
+    mixed_precision: str = "auto"  # fp16 on CUDA, none on CPU
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise WhisperAdaptError("epochs, batch size and gradient accumulation must be at least 1")
+        if not 0 <= self.timestamp_share <= 1:
+            raise WhisperAdaptError("timestamp share must be between 0 and 1")
+
+
+# The recipe that worked in practice, for comparison (AdamW lr 5e-4, wd 0.01, eps 1e-8, warmup 2, batch 2).
+PRESETS: dict[str, dict] = {
+    "original": dict(lr=5e-4, weight_decay=0.01, adam_eps=1e-8, warmup_steps=2, batch_size=2, epochs=10),
+}
+
+
+@dataclass(frozen=True)
+class TrainData:
+    train: list[LabeledClip]
+    validation: list[LabeledClip] = field(default_factory=list)  # held-out clips like the training ones
+    general: list[LabeledClip] = field(default_factory=list)  # held-out everyday speech: the forgetting check
+    description: dict = field(default_factory=dict)  # hashes and counts recorded in adapter.json
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter_dir: Path | None  # None when no epoch beat the unadapted model within the budget
+    chosen_epoch: int | None
+    history: list[dict]
+    problems: list[WhisperAdaptError]
+
+
+def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: TrainOptions = TrainOptions(),
+                  glossary: Glossary | None = None, stack_on: tuple[Path, ...] = (), resume: bool = False,
+                  on_event: EventFn | None = None) -> TrainResult:
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.models import model_sha256, resolve_model
+    from whisper_adapt.train.adapter import load_adapted_model
+
+    emit = on_event or (lambda kind, payload: None)
+    if not data.train:
+        raise WhisperAdaptError("no training clips (reviewed clips holding glossary terms, plus replay)")
+    accelerator = Accelerator(
+        mixed_precision=_precision(options), gradient_accumulation_steps=options.grad_accum,
+        log_with="tensorboard", project_dir=str(out_dir / "logs"),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(options.seed)
+    base_dir = resolve_model(base, "hf")
+    model = load_adapted_model(base, list(stack_on), device="cpu")
+    tokenizer = load_tokenizer(base_dir)
+    prompt = train_data.make_prompt(tokenizer, options.language)
+    method = get_method(options.method)
+    layers = resolve_layers(model, options.method_options.layers)
+
+    examples, problems = _examples(model, data, tokenizer, prompt, options, method.freezes_encoder,
+                                   accelerator, emit)
+    model = method.prepare(model, options.method_options)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay, eps=options.adam_eps)
+    loader = torch.utils.data.DataLoader(
+        train_data.ExampleDataset(examples["train"], model.config.num_mel_bins), batch_size=options.batch_size,
+        shuffle=True, collate_fn=partial(train_data.collate, pad_id=prompt.eot),
+    )
+    steps_per_epoch = max(1, -(-len(loader) // (options.grad_accum * accelerator.num_processes)))
+    scheduler = _linear_schedule(optimizer, options.warmup_steps, steps_per_epoch * options.epochs)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    accelerator.init_trackers("train", config=_flat_config(options))
+
+    checkpoints = out_dir / "checkpoints"
+    config = _resolved_config(options, base, stack_on, data)
+    history = _resume(accelerator, model, optimizer, scheduler, checkpoints, config) if resume else []
+    if not history:
+        history = [_validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch=0, loss=None)]
+        emit("epoch", history[-1])
+    for epoch in range(len(history), options.epochs + 1):
+        loss = _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch, options, emit)
+        history.append(_validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch, loss))
+        emit("epoch", history[-1])
+        _save_checkpoint(accelerator, model, optimizer, scheduler, checkpoints, epoch, history, config)
+    accelerator.end_training()
+
+    chosen = choose_epoch(history, options.forgetting_budget)
+    result = TrainResult(None, chosen, history, problems)
+    if chosen is None or not accelerator.is_main_process:
+        return result
+    unwrapped = accelerator.unwrap_model(model)
+    state = _load_epoch_state(checkpoints, chosen)
+    info = AdapterInfo(
+        method=options.method, layers=layers, base_model=str(base), base_sha256=model_sha256(base_dir),
+        stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
+        chosen_epoch=chosen,
+    )
+    save_adapter(out_dir / "adapter", unwrapped, state, info)
+    return replace(result, adapter_dir=out_dir / "adapter")
+
+
+def _precision(options: TrainOptions) -> str:
+    if options.mixed_precision != "auto":
+        return options.mixed_precision
+    return "fp16" if torch.cuda.is_available() else "no"
+
+
+def _linear_schedule(optimizer, warmup_steps: int, total_steps: int):
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, min(warmup_steps, total_steps), max(total_steps, 1))
+
+
+def _examples(model, data: TrainData, tokenizer, prompt, options: TrainOptions, cached: bool, accelerator,
+              emit: EventFn) -> tuple[dict[str, list], list[WhisperAdaptError]]:
+    """Encode (once, on the main process) and tokenize every clip of the three sets."""
+    from whisper_adapt.models import cache_root
+
+    every_clip = data.train + data.validation + data.general
+    files = None
+    if cached or data.validation or data.general:
+        cache_dir = cache_root() / "encoder" / train_data.encoder_sha256(model)
+        to_cache = every_clip if cached else data.validation + data.general
+        if accelerator.is_main_process:
+            done = [0]
+
+            def progress(count: int) -> None:
+                done[0] += count
+                emit("cache", {"done": done[0], "total": len(to_cache)})
+
+            train_data.fill_encoder_cache(model.to(accelerator.device), to_cache, cache_dir, on_progress=progress)
+            model.to("cpu")
+        accelerator.wait_for_everyone()
+        files = train_data.encoder_cache_files(to_cache, cache_dir)
+    limit = model.config.max_target_positions
+    examples, problems = {}, []
+    for name, clips, share in (("train", data.train, options.timestamp_share),
+                               ("validation", data.validation, 0.0), ("general", data.general, 0.0)):
+        use_files = files if (name != "train" or cached) else None
+        built, found = train_data.build_examples(clips, tokenizer, prompt, use_files, share, options.seed, limit)
+        examples[name] = built
+        problems += found
+    return examples, problems
+
+
+def _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch: int, options: TrainOptions,
+                 emit: EventFn) -> float:
+    model.train()
+    loader.set_epoch(epoch)  # the shuffle depends only on (seed, epoch): resuming replays the same order
+    total, count, start = 0.0, 0, time.perf_counter()
+    for step, batch in enumerate(loader, start=1):
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        total += loss.item()
+        count += 1
+        clips = step * options.batch_size * accelerator.num_processes
+        emit("step", {"epoch": epoch, "step": step, "steps": len(loader), "loss": total / count,
+                      "clips_per_s": clips / (time.perf_counter() - start)})
+    mean = accelerator.gather(torch.tensor([total / max(count, 1)], device=accelerator.device)).mean().item()
+    accelerator.log({"train/loss": mean}, step=epoch)
+    return mean
+
+
+def _validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch: int, loss: float | None) -> dict:
+    from whisper_adapt.train.validate import decode_examples
+
+    start = time.perf_counter()
+    metrics: dict = {"epoch": epoch, "train_loss": loss}
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.eval()
+        for name in ("validation", "general"):
+            if examples[name]:
+                decoded = decode_examples(unwrapped, examples[name], prompt, tokenizer)
+                metrics |= score_epoch(name, [e.clip.text for e in examples[name]], decoded, glossary)
+        accelerator.log({k: v for k, v in metrics.items() if isinstance(v, float)}, step=epoch)
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    return _broadcast(accelerator, metrics)
+
+
+def _broadcast(accelerator, metrics: dict) -> dict:
+    if accelerator.num_processes == 1:
+        return metrics
+    from accelerate.utils import broadcast_object_list
+
+    box = [metrics]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def _resolved_config(options: TrainOptions, base, stack_on, data: TrainData) -> dict:
+    """What the run is: stored in every checkpoint (resume refuses another config) and in adapter.json."""
+    return {"options": asdict(options), "base": str(base), "stack_on": [str(p) for p in stack_on],
+            "data": data.description}
+
+
+def _flat_config(options: TrainOptions) -> dict:
+    flat = {k: v for k, v in asdict(options).items() if isinstance(v, (int, float, str, bool))}
+    flat["layers"] = ",".join(str(layer) for layer in options.method_options.layers)
+    return flat
+
+
+def _save_checkpoint(accelerator, model, optimizer, scheduler, checkpoints: Path, epoch: int,
+                     history: list[dict], config: dict) -> None:
+    """Trained tensors of this epoch (kept for the final choice) + everything needed to resume (latest only).
+    Written to a temporary directory and renamed, so a kill never leaves half a checkpoint."""
+    from safetensors.torch import save_file
+
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    state = trainable_state(accelerator.unwrap_model(model))
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoints / f".epoch-{epoch}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp / "trained.safetensors")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state()},
+               tmp / "resume.pt")
+    (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "history": history, "config": config},
+                                               ensure_ascii=False, indent=1))
+    os.replace(tmp, checkpoints / f"epoch-{epoch}")
+    for old in checkpoints.glob("epoch-*/resume.pt"):
+        if old.parent.name != f"epoch-{epoch}":
+            old.unlink()  # only the latest epoch needs optimizer state; trained tensors stay for the choice
+
+
+def _load_epoch_state(checkpoints: Path, epoch: int) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(checkpoints / f"epoch-{epoch}" / "trained.safetensors"), device="cpu")
+
+
+def _resume(accelerator, model, optimizer, scheduler, checkpoints: Path, config: dict) -> list[dict]:
+    """Restore the latest complete checkpoint; returns its history (empty: start from scratch)."""
+    latest = sorted(checkpoints.glob("epoch-*/resume.pt"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not latest:
+        return []
+    directory = latest[-1].parent
+    saved = json.loads((directory / "state.json").read_text())
+    if saved["config"] != json.loads(json.dumps(config)):
+        raise WhisperAdaptError("the checkpoint was made with other options or data; train into a new --out "
+                                "directory or rerun without --resume", directory)
+    _set_trained(accelerator.unwrap_model(model), _load_epoch_state(checkpoints, saved["epoch"]))
+    bundle = torch.load(directory / "resume.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(bundle["optimizer"])
+    scheduler.load_state_dict(bundle["scheduler"])
+    _set_rng_state(bundle["rng"])
+    return saved["history"]
+
+
+def _set_trained(model, state: dict[str, torch.Tensor]) -> None:
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, state)
+    else:
+        model.load_state_dict(state, strict=False)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,103 @@
+"""Per-epoch validation on cached encoder outputs: greedy decoding with the same guards as `transcribe`.
+
+The decode is our own short greedy loop rather than `generate()`: it reads the cache directly, suppresses
+the same tokens faster-whisper does, stops at a length proportional to the clip's duration, and collapses
+loops, so one looping clip can neither hang an epoch nor dominate its score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from whisper_adapt.guards import GuardOptions, collapse_repeats, count_loops
+from whisper_adapt.train.data import Example, Prompt
+
+# Japanese speech rarely exceeds ~12 characters (about as many tokens) a second; twice that plus a margin
+# bounds a looping decode without ever cutting real speech.
+TOKENS_PER_S_MAX = 25
+TOKENS_MARGIN = 10
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    loops: int
+
+
+def suppressed_ids(model, prompt: Prompt) -> list[int]:
+    """Tokens never produced in plain transcription: Whisper's suppress list and every special token
+    except end-of-text (timestamps included, as validation decodes without them)."""
+    vocab = model.config.vocab_size
+    special = [i for i in range(prompt.eot + 1, vocab)]
+    return sorted(set(model.generation_config.suppress_tokens or []) | set(special))
+
+
+@torch.no_grad()
+def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], prompt: Prompt,
+                  tokenizer, guards: GuardOptions = GuardOptions()) -> list[Decoded]:
+    """Decode a batch of encoder outputs [batch, frames, d_model] greedily with a KV cache."""
+    batch = hidden.shape[0]
+    device = hidden.device
+    limit = min(model.config.max_target_positions - len(prompt.plain),
+                int(TOKENS_MARGIN + TOKENS_PER_S_MAX * max(durations_s)))
+    per_clip_limit = [int(TOKENS_MARGIN + TOKENS_PER_S_MAX * d) for d in durations_s]
+    suppress = torch.tensor(suppressed_ids(model, prompt), device=device)
+    begin_suppress = torch.tensor(model.generation_config.begin_suppress_tokens or [], device=device, dtype=torch.long)
+    tokens = torch.tensor([prompt.plain] * batch, device=device)
+    generated = [[] for _ in range(batch)]
+    done = [False] * batch
+    past = None
+    encoder_outputs = (hidden,)
+    step_input = tokens
+    for step in range(limit):
+        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()
+        logits[:, suppress] = -torch.inf
+        if step == 0 and len(begin_suppress):
+            logits[:, begin_suppress] = -torch.inf
+        next_tokens = logits.argmax(dim=-1)
+        for row, token in enumerate(next_tokens.tolist()):
+            if done[row]:
+                continue
+            if token == prompt.eot or len(generated[row]) >= per_clip_limit[row]:
+                done[row] = True
+            else:
+                generated[row].append(token)
+        if all(done):
+            break
+        step_input = next_tokens[:, None]
+    return [_finish(tokenizer.decode(ids, skip_special_tokens=True), guards) for ids in generated]
+
+
+def _finish(text: str, guards: GuardOptions) -> Decoded:
+    text = text.strip()
+    return Decoded(collapse_repeats(text, guards), count_loops(text, guards))
+
+
+def _encoder_states(model, examples: Sequence[Example]) -> torch.Tensor:
+    if all(e.encoder_file is not None for e in examples):
+        return torch.from_numpy(np.stack([np.load(e.encoder_file) for e in examples]))
+    from whisper_adapt.audio import decode_audio
+    from whisper_adapt.features import clip_features
+
+    n_mels = model.config.num_mel_bins
+    features = np.stack([clip_features(decode_audio(e.clip.audio_path), n_mels) for e in examples])
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model.get_encoder()(torch.from_numpy(features).to(device)).last_hidden_state
+
+
+def decode_examples(model, examples: Sequence[Example], prompt: Prompt, tokenizer, batch_size: int = 8) -> list[Decoded]:
+    """Greedy transcripts of cached examples, in order."""
+    device = next(model.parameters()).device
+    results: list[Decoded] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        hidden = _encoder_states(model, chunk).to(device).float()
+        results += greedy_decode(model, hidden, [e.duration_s for e in chunk], prompt, tokenizer)
+    return results

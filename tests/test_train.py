@@ -1,0 +1,207 @@
+"""Adaptation on the tiny random Whisper: one table of methods run through the same checks (peft style)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from whisper_adapt.labeled import LabeledClip
+from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_adapter_info
+from whisper_adapt.train.methods import MethodOptions
+from whisper_adapt.train.scoring import choose_epoch
+from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
+
+SENTENCES = ("上期の売上を報告します。", "下期の計画を説明します。", "田中部長が来ます。", "ミライ計画を始めます。",
+             "会議を始めましょう。", "資料を共有します。", "来週また話しましょう。", "ありがとうございました。")
+
+# Which parameters each method may change (on the tiny model, layer -1 is decoder layer 1).
+EXPECTED = {
+    "xattn": lambda n: n.startswith("model.decoder.layers.1.encoder_attn.") and "q_proj" not in n,
+    "lora": lambda n: n.startswith("model.decoder.layers.1.") and n.endswith("_proj.weight")
+    and ("self_attn." in n or "encoder_attn." in n),
+    "decoder": lambda n: n.startswith("model.decoder.") or n == "proj_out.weight",
+    "full": lambda n: True,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(synth_wav) -> list[LabeledClip]:
+    return [LabeledClip(f"c{i}", synth_wav(text, ("jf_alpha", "jm_kumo")[i % 2]), text, recording=f"r{i % 4}")
+            for i, text in enumerate(SENTENCES)]
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_whisper_dir, tiny_clips, tmp_path_factory):
+    """Each method trained once (3 epochs) and shared by the checks below."""
+    out = {}
+    for method in EXPECTED:
+        directory = tmp_path_factory.mktemp(f"train-{method}")
+        options = TrainOptions(method=method, epochs=3, batch_size=4, lr=3e-2, warmup_steps=0)
+        out[method] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), directory, options)
+    return out
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", list(EXPECTED))
+def test_method_changes_exactly_its_parameters(method, trained, tiny_whisper_dir):
+    before = _state(load_adapted_model(tiny_whisper_dir, []))
+    after = _state(load_adapted_model(tiny_whisper_dir, [trained[method].adapter_dir]))
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    allowed = {name for name in before if EXPECTED[method](name)}
+    assert changed, "training changed nothing"
+    assert changed <= allowed, sorted(changed - allowed)[:5]
+    if method in ("xattn", "lora"):
+        assert changed == allowed  # every targeted tensor moved
+
+
+@pytest.mark.parametrize("method", list(EXPECTED))
+def test_loss_falls_when_overfitting(method, trained):
+    losses = [h["train_loss"] for h in trained[method].history[1:]]
+    assert losses[-1] < losses[0] * 0.99, losses
+
+
+def test_adapters_are_small_and_self_describing(trained, tiny_whisper_dir):
+    xattn = trained["xattn"].adapter_dir
+    info = read_adapter_info(xattn)
+    assert (info.method, info.layers, info.chosen_epoch) == ("xattn", [1], 3)
+    assert info.training["options"]["lr"] == 3e-2 and len(info.epochs) == 4
+    full_size = sum(p.stat().st_size for p in tiny_whisper_dir.glob("*.safetensors"))
+    assert sum(p.stat().st_size for p in xattn.iterdir()) < 0.02 * full_size
+    lora = trained["lora"].adapter_dir
+    assert json.loads((lora / "adapter_config.json").read_text())["r"] == 8  # a valid PEFT adapter too
+
+
+def test_lora_adapter_merged_and_unmerged_give_same_logits(trained, tiny_whisper_dir):
+    from peft import PeftModel
+    from transformers import WhisperForConditionalGeneration
+
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(0))
+    tokens = torch.tensor([[50258, 50266, 50359, 50363, 100, 200]])
+    merged = load_adapted_model(tiny_whisper_dir, [trained["lora"].adapter_dir])
+    base = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir)
+    unmerged = PeftModel.from_pretrained(base, str(trained["lora"].adapter_dir)).eval()
+    with torch.no_grad():
+        a = merged(input_features=features, decoder_input_ids=tokens).logits
+        b = unmerged(input_features=features, decoder_input_ids=tokens).logits
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_adapter_refuses_another_base(trained, tiny_whisper_dir):
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_adapt.errors import ModelError
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir)
+    with pytest.raises(ModelError, match="another base model"):
+        apply_adapter(model, trained["xattn"].adapter_dir, base_sha256="0" * 64)
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        # epoch 2 has the best recall but forgets beyond the 0.5-point budget: epoch 1 is kept
+        ([dict(epoch=0, validation_cer=0.3, validation_term_recall=0.1, general_cer=0.10),
+          dict(epoch=1, validation_cer=0.2, validation_term_recall=0.7, general_cer=0.104),
+          dict(epoch=2, validation_cer=0.1, validation_term_recall=0.9, general_cer=0.2)], 1),
+        # nothing beats the unadapted model: say so (None) instead of shipping a worse one
+        ([dict(epoch=0, validation_cer=0.2, validation_term_recall=0.5, general_cer=0.1),
+          dict(epoch=1, validation_cer=0.3, validation_term_recall=0.5, general_cer=0.1)], None),
+        # equal recall: the lower validation CER wins; then the earlier epoch
+        ([dict(epoch=0, validation_cer=0.3, validation_term_recall=0.2, general_cer=0.1),
+          dict(epoch=1, validation_cer=0.2, validation_term_recall=0.8, general_cer=0.1),
+          dict(epoch=2, validation_cer=0.15, validation_term_recall=0.8, general_cer=0.1),
+          dict(epoch=3, validation_cer=0.15, validation_term_recall=0.8, general_cer=0.1)], 2),
+        # no validation set at all: the last epoch
+        ([dict(epoch=0), dict(epoch=1), dict(epoch=2)], 2),
+        # no validation set: the last epoch within the general-CER budget, or none
+        ([dict(epoch=0, general_cer=0.1), dict(epoch=1, general_cer=0.103), dict(epoch=2, general_cer=0.2)], 1),
+        ([dict(epoch=0, general_cer=0.1), dict(epoch=1, general_cer=0.2)], None),
+    ],
+)
+def test_choose_epoch(history, expected):
+    assert choose_epoch(history, budget=0.005) == expected
+
+
+def test_validation_is_scored_every_epoch(tiny_whisper_dir, tiny_clips, tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+
+    glossary = parse_glossary("上期\n下期\n")
+    data = TrainData(tiny_clips[2:], validation=tiny_clips[:2], general=tiny_clips[4:6])
+    result = train_adapter(tiny_whisper_dir, data, tmp_path, TrainOptions(epochs=2, batch_size=4), glossary)
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    for h in result.history:
+        assert {"validation_cer", "validation_term_recall", "general_cer", "validation_loops"} <= set(h)
+        assert 0 <= h["validation_term_recall"] <= 1
+    assert result.chosen_epoch == choose_epoch(result.history, 0.005)
+    assert (result.adapter_dir is None) == (result.chosen_epoch is None)
+
+
+def _train_cli(data_dir: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data_dir), "--out", str(out),
+            "--model", str(model), "--epochs", "4", "--batch-size", "2", "--lr", "1e-2", "--replay-share", "0",
+            "--validation-share", "0", *extra]
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisper_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from whisper_adapt.labeled import write_audiofolder
+
+    data = write_audiofolder(tiny_clips, tmp_path / "data")
+    subprocess.run(_train_cli(data, tmp_path / "whole", tiny_whisper_dir), check=True, capture_output=True)
+
+    killed = subprocess.Popen(_train_cli(data, tmp_path / "killed", tiny_whisper_dir),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "killed" / "checkpoints" / "epoch-2").exists():
+        assert killed.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "adapter").exists()
+    subprocess.run(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, "--resume"), check=True,
+                   capture_output=True)
+
+    whole = load_file(str(tmp_path / "whole" / "adapter" / "adapter.safetensors"))
+    resumed = load_file(str(tmp_path / "killed" / "adapter" / "adapter.safetensors"))
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    history = json.loads((tmp_path / "killed" / "adapter" / "adapter.json").read_text())["epochs"]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3, 4]
+
+
+def test_resume_refuses_other_options(tiny_clips, tiny_whisper_dir, tmp_path):
+    from whisper_adapt.labeled import write_audiofolder
+
+    data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
+    subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir), check=True, capture_output=True)
+    other = subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, "--resume", "--seed", "7"),
+                           capture_output=True, text=True)
+    assert other.returncode == 2 and "other options or data" in other.stderr
+
+
+def test_export_decodes_like_the_merged_model(trained, tiny_whisper_dir, tmp_path):
+    from whisper_adapt.cli import main
+
+    out = tmp_path / "exported"
+    assert main(["export", "--adapter", str(trained["xattn"].adapter_dir.parent), "--out", str(out),
+                 "--model", str(tiny_whisper_dir), "--quantization", "float32"]) == 0
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["check"]["hf_text"] == manifest["check"]["ct2_text"]
+    assert (out / "model.bin").is_file() and (out / "hf" / "model.safetensors").is_file()
+    merged = load_adapted_model(tiny_whisper_dir, [trained["xattn"].adapter_dir]).state_dict()
+    from transformers import WhisperForConditionalGeneration
+
+    reloaded = WhisperForConditionalGeneration.from_pretrained(out / "hf").state_dict()
+    assert all(torch.equal(merged[name], reloaded[name]) for name in merged)
