@@ -14,7 +14,6 @@ import torch
 
 from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_adapter_info
-from whisper_adapt.train.methods import MethodOptions
 from whisper_adapt.train.scoring import choose_epoch
 from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from whisper_adapt import evaluate
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
+from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements, load_glossary, prompt_text
 from whisper_adapt.transcribe import TranscribeOptions
@@ -204,7 +205,7 @@ def run_evaluation(
     return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "settings": _settings(options, decoded.runtime),
-        "glossary": {"path": str(glossary_path), "sha256": _file_sha256(glossary_path), "terms": len(glossary.terms)},
+        "glossary": {"path": str(glossary_path), "sha256": file_sha256(glossary_path), "terms": len(glossary.terms)},
         "datasets": {name: _dataset_info(path, items[name])
                      for name, path in (("test", test), ("general", general), ("nonspeech", nonspeech)) if name in items},
         "systems": [_score_system(s, context) for s in systems],
@@ -233,17 +234,9 @@ def _dataset_info(path: Path, items: list[Item]) -> dict:
     """What identifies a set: a hash of every clip id, reference text and audio file's bytes."""
     digest = hashlib.sha256()
     for item in sorted(items, key=lambda i: i.item_id):
-        digest.update(f"{item.item_id}\0{item.reference or ''}\0{_file_sha256(item.path)}\n".encode())
+        digest.update(f"{item.item_id}\0{item.reference or ''}\0{file_sha256(item.path)}\n".encode())
     return {"path": str(path), "sha256": digest.hexdigest(), "items": len(items),
             "audio_s": round(sum(i.duration_s for i in items), 3)}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _model_sha256(spec: str) -> str:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.files import write_text_atomically
 
 JVS_TRANSCRIPTS = "transcripts_utf8.txt"
 # Real JVS keeps 24 kHz WAVs in wav24kHz16bit/; we write 16 kHz clips, so our exports use wav/.
@@ -189,7 +188,7 @@ def write_jvs(clips: Sequence[LabeledClip], root: Path, group: str = "corpus") -
     wav_dir = group_dir / "wav"
     _write_clip_audio(clips, wav_dir, lambda clip: wav_dir / f"{clip.clip_id}.wav")
     lines = "".join(f"{clip.clip_id}:{clip.text}\n" for clip in clips)
-    _write_text_atomically(group_dir / JVS_TRANSCRIPTS, lines)
+    write_text_atomically(group_dir / JVS_TRANSCRIPTS, lines)
     return group_dir
 
 
@@ -205,7 +204,7 @@ def write_audiofolder(clips: Sequence[LabeledClip], root: Path) -> Path:
     writer.writerow(["file_name", "transcription", "clip_id", "recording", "speaker"])
     for clip in clips:
         writer.writerow([f"audio/{clip.clip_id}.wav", clip.text, clip.clip_id, clip.recording, clip.speaker])
-    _write_text_atomically(root / AUDIOFOLDER_METADATA, buffer.getvalue())
+    write_text_atomically(root / AUDIOFOLDER_METADATA, buffer.getvalue())
     return root
 
 
@@ -223,20 +222,6 @@ def _write_clip_audio(clips: Sequence[LabeledClip], folder: Path, target) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     for clip in clips:
         write_wav(target(clip), decode_audio(clip.audio_path))
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def detect_layout(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from whisper_adapt import convert
 from whisper_adapt.errors import ModelError
+from whisper_adapt.files import files_sha256
 
 Form = Literal["ct2", "hf"]
 
@@ -174,9 +175,4 @@ def download_from_hub(repo_id: str) -> Path:
 
 def model_sha256(model_dir: Path) -> str:
     """Content hash of a model's weight files: the identity recorded in adapters and reports."""
-    digest = hashlib.sha256()
-    for file in sorted(model_dir.glob("*.bin")) + sorted(model_dir.glob("*.safetensors")):
-        with open(file, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return files_sha256(sorted(model_dir.glob("*.bin")) + sorted(model_dir.glob("*.safetensors")))

@@ -19,7 +19,6 @@ as a revision.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from whisper_adapt.audio import audio_duration_s, decode_audio
 from whisper_adapt.corpus import Clip, Corpus, clip_id_for, open_corpus
+from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, prompt_text
 from whisper_adapt.segment import SegmentOptions, iter_clips
@@ -167,14 +167,3 @@ def model_label(spec: str) -> str:
     """How a model is named in revisions: the spec, or the absolute path of a local model."""
     path = Path(spec).expanduser()
     return str(path.resolve()) if path.exists() else spec
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError as e:
-        raise WhisperAdaptError(f"cannot read the file ({e.strerror})", path) from e
-    return digest.hexdigest()

@@ -13,13 +13,12 @@ import base64
 import io
 import json
 import math
-import os
-import secrets
 import wave
 from html import escape
 from pathlib import Path
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.files import write_text_atomically
 
 WORST_CLIPS_PER_SYSTEM = 3
 
@@ -58,12 +57,9 @@ def _json_safe(value):
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise WhisperAdaptError(f"cannot write the report ({e.strerror})", path) from e
 
 

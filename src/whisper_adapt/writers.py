@@ -8,12 +8,11 @@ dropped, each with its reason.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.files import write_text_atomically
 from whisper_adapt.transcript import Segment, Transcript
 
 
@@ -118,20 +117,7 @@ def write_transcript(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for path, render_fn in zip(paths, renderers.values()):
-            _write_atomically(path, render_fn(transcript))
+            write_text_atomically(path, render_fn(transcript))
     except OSError as e:
         raise WhisperAdaptError(f"cannot write the transcript: {e.strerror}", e.filename or directory) from e
     return paths
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A temporary file in the same directory, then a rename: readers never see half a file. Opened
-    # with "x" rather than mkstemp so the file gets the user's usual permissions, not 0600.
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "x", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -19,6 +19,7 @@ import torch
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.files import file_sha256
 from whisper_adapt.features import clip_features
 from whisper_adapt.labeled import LabeledClip
 
@@ -76,14 +77,6 @@ def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | Non
     return sequence[:-1], labels
 
 
-def audio_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def encoder_sha256(model: torch.nn.Module) -> str:
     """Identity of the encoder weights: cache entries from another encoder are never reused."""
     digest = hashlib.sha256()
@@ -95,7 +88,7 @@ def encoder_sha256(model: torch.nn.Module) -> str:
 
 def encoder_cache_files(clips: Sequence[LabeledClip], cache_dir: Path) -> dict[str, Path]:
     """clip_id → the cache file of its encoder output (present or not)."""
-    return {clip.clip_id: cache_dir / f"{audio_sha256(clip.audio_path)}.npy" for clip in clips}
+    return {clip.clip_id: cache_dir / f"{file_sha256(clip.audio_path)}.npy" for clip in clips}
 
 
 def fill_encoder_cache(
