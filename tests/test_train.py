@@ -204,3 +204,40 @@ def test_export_decodes_like_the_merged_model(trained, tiny_whisper_dir, tmp_pat
 
     reloaded = WhisperForConditionalGeneration.from_pretrained(out / "hf").state_dict()
     assert all(torch.equal(merged[name], reloaded[name]) for name in merged)
+
+
+KAMIKI_TRAIN = ("上期の売上を報告します。", "上期の目標は達成しました。", "上期の予算を確認しましょう。",
+                "来年の上期に始めます。", "上期の計画は順調です。", "上期の結果をまとめました。")
+KAMIKI_HELD_OUT = ("まず上期の数字を見てください。", "上期の会議は来週です。")
+
+
+@pytest.mark.slow
+def test_base_learns_a_term_it_missed(synth_wav, tmp_path):
+    """Real base, synthesized speech: 上期 (read かみき) is missed before and recognized after, in an unseen voice."""
+    from whisper_adapt.audio import decode_audio
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.features import clip_features
+    from whisper_adapt.models import resolve_model
+    from whisper_adapt.train.data import make_prompt
+    from whisper_adapt.train.validate import greedy_decode
+
+    train = [LabeledClip(f"k{i}", synth_wav(text, ("jf_alpha", "jm_kumo")[i % 2]), text, recording=f"k{i}")
+             for i, text in enumerate(KAMIKI_TRAIN)]
+    held_out = [synth_wav(text, "jf_tebukuro") for text in KAMIKI_HELD_OUT]
+    tokenizer = load_tokenizer(resolve_model("base", "hf"))
+    prompt = make_prompt(tokenizer)
+
+    def transcripts(model) -> list[str]:
+        texts = []
+        for path in held_out:
+            audio = decode_audio(path)
+            with torch.no_grad():
+                hidden = model.get_encoder()(torch.from_numpy(clip_features(audio))[None]).last_hidden_state
+            texts.append(greedy_decode(model, hidden, [len(audio) / 16000], prompt, tokenizer)[0].text)
+        return texts
+
+    before = transcripts(load_adapted_model("base", []))
+    assert not any("上期" in text for text in before), before
+    result = train_adapter("base", TrainData(train), tmp_path, TrainOptions(epochs=3, batch_size=6, lr=1e-3))
+    after = transcripts(load_adapted_model("base", [result.adapter_dir]))
+    assert all("上期" in text for text in after), after
