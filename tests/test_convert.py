@@ -154,3 +154,23 @@ def test_converted_base_decodes_like_faster_whisper(synth_wav, text, language):
     unsuppressed = ct2_logits > -1e30  # CTranslate2 writes -FLT_MAX over suppressed tokens
     assert unsuppressed.sum() > 0.9 * unsuppressed.size
     assert np.abs(ct2_logits - hf_logits)[unsuppressed].max() < 1e-3
+
+
+def test_large_v3_style_128_mel_bins_survive_both_conversions(tmp_path):
+    """large-v3 reads 128 mel bins: the feature extractor must say so on both sides of a conversion."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from whisper_adapt.models import packaged_base_dir
+
+    tokenizer = convert.load_tokenizer(packaged_base_dir())
+    config = WhisperConfig(vocab_size=51865, num_mel_bins=128, d_model=32, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, **convert.special_token_ids(tokenizer))
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = convert.generation_config(tokenizer, {}, config)
+    convert.save_hf_model(model, tokenizer, 128, tmp_path / "hf")
+    convert.convert_hf_to_ct2(tmp_path / "hf", tmp_path / "ct2")
+    assert json.loads((tmp_path / "ct2" / "preprocessor_config.json").read_text())["feature_size"] == 128
+    convert.convert_ct2_to_hf(tmp_path / "ct2", tmp_path / "back")
+    assert json.loads((tmp_path / "back" / "preprocessor_config.json").read_text())["feature_size"] == 128
+    assert _state(tmp_path / "back")["model.encoder.conv1.weight"].shape[1] == 128

@@ -276,8 +276,8 @@ def generation_config(tokenizer, ct2_config: dict, config):
     ]
     return GenerationConfig(
         **special_token_ids(tokenizer),
-        suppress_tokens=list(config.suppress_tokens),
-        begin_suppress_tokens=list(config.begin_suppress_tokens),
+        suppress_tokens=list(config.suppress_tokens or []),
+        begin_suppress_tokens=list(config.begin_suppress_tokens or [220, ids("<|endoftext|>")]),
         alignment_heads=[list(pair) for pair in alignment_heads],
         lang_to_id=lang_to_id,
         task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},

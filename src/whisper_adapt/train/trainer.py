@@ -53,6 +53,8 @@ class TrainOptions:
     forgetting_budget: float = 0.005
     language: str = "ja"
     mixed_precision: str = "auto"  # fp16 on CUDA, none on CPU
+    # Off only to measure what the cache saves (bench/train_cost.py): the encoder then runs every step.
+    cache_encoder: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -109,8 +111,8 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     method = get_method(options.method)
     layers = resolve_layers(model, options.method_options.layers)
 
-    examples, problems = _examples(model, data, tokenizer, prompt, options, method.freezes_encoder,
-                                   accelerator, emit)
+    examples, problems = _examples(model, data, tokenizer, prompt, options,
+                                   method.freezes_encoder and options.cache_encoder, accelerator, emit)
     model = method.prepare(model, options.method_options)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay, eps=options.adam_eps)
