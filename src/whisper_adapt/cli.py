@@ -287,6 +287,55 @@ def train(
     console.print(f"kept epoch {result.chosen_epoch}; adapter written to {result.adapter_dir}")
 
 
+@app.command()
+def review(
+    corpus: Annotated[Path, typer.Option(help="Corpus directory whose clips to review.")],
+    glossary: Annotated[Optional[Path], typer.Option(help="Glossary: highlights terms and marks known misrecognitions with a one-key fix.")] = None,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback requires a token.")] = "127.0.0.1",
+    token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="Token every request must carry (generated when --host is not loopback; prefer the environment variable: a command line is visible to other users).")] = None,
+    reviewer: Annotated[Optional[str], typer.Option(help="Name recorded with each correction (default: the OS user).")] = None,
+) -> None:
+    """Correct draft transcripts in the browser, keyboard only; every edit is saved as a revision."""
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.review.app import resolve_token, review_url, serve_review
+
+    terms = load_glossary(glossary) if glossary else None
+    required = resolve_token(host, token)
+    console.print(f"reviewing {corpus}; open this address (Ctrl+C stops the server):")
+    console.print(review_url(host, port, required), soft_wrap=True, highlight=False)  # one line, to copy whole
+    serve_review(corpus, terms, host, port, required, reviewer)
+
+
+@app.command()
+def serve(
+    model: Annotated[list[str], typer.Option(help="Model to serve: SPEC (as for transcribe) or NAME=SPEC; repeat for several. The first is the default, also answering to 'whisper-1'.")] = ["base"],
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="API key clients must send as 'Authorization: Bearer …' (prefer the environment variable: a command line is visible to other users).")] = None,
+    language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).")] = "auto",
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.")] = 100.0,
+    max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.")] = 4,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
+) -> None:
+    """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
+    from whisper_adapt.serve import check_bind, create_app, model_specs, preload, run_server
+    from whisper_adapt.transcribe import TranscribeOptions
+
+    check_bind(host, token)
+    specs = model_specs(model)
+    options = TranscribeOptions(language=None if language == "auto" else language, beam_size=beam_size)
+    server = create_app(specs, next(iter(specs)), options, token, round(max_upload_mb * 1e6), max_pending,
+                        device, compute_type)
+    with console.status(f"loading model {next(iter(specs))} …"):
+        preload(server)
+    console.print(f"serving {', '.join(specs)} at http://{host}:{port}/v1"
+                  + ("" if token else " (no token: loopback only)"))
+    run_server(server, host, port)
+
+
 def _layers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
