@@ -241,3 +241,18 @@ def test_base_learns_a_term_it_missed(synth_wav, tmp_path):
     result = train_adapter("base", TrainData(train), tmp_path, TrainOptions(epochs=3, batch_size=6, lr=1e-3))
     after = transcripts(load_adapted_model("base", [result.adapter_dir]))
     assert all("上期" in text for text in after), after
+
+
+def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, tmp_path):
+    """The same `train` under torchrun: two gloo processes share the batches, one writes the adapter."""
+    from whisper_adapt.labeled import write_audiofolder
+
+    data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "whisper_adapt",
+               *_train_cli(data, tmp_path / "ddp", tiny_whisper_dir)[3:]]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    info = json.loads((tmp_path / "ddp" / "adapter" / "adapter.json").read_text())
+    assert [h["epoch"] for h in info["epochs"]] == [0, 1, 2, 3, 4]
+    # 4 clips, batch 2 per process, 2 processes: one step per epoch — each process saw half the data.
+    assert finished.stderr.count("kept epoch") == 2 and finished.stderr.count("epoch 1 loss") <= 2

@@ -193,6 +193,14 @@ def _replacement_table(glossary: Glossary) -> dict[str, str]:
     return table
 
 
+def find_matches(text: str, glossary: Glossary) -> list[tuple[int, int, str]]:
+    """(start, end, term) for every term and known misrecognition in `text`, left to right, never
+    overlapping: exactly the places `apply_replacements` reads."""
+    table = _replacement_table(glossary)
+    pattern = _alternation(tuple(table))
+    return [] if pattern is None else [(m.start(), m.end(), table[m[0]]) for m in pattern.finditer(text)]
+
+
 @lru_cache(maxsize=32)
 def _alternation(texts: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex matching any of `texts`, longest first, so that at each position the longest wins."""

@@ -15,7 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -95,15 +95,17 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     from whisper_adapt.models import model_sha256, resolve_model
     from whisper_adapt.train.adapter import load_adapted_model
 
-    emit = on_event or (lambda kind, payload: None)
     if not data.train:
         raise WhisperAdaptError("no training clips (reviewed clips holding glossary terms, plus replay)")
     accelerator = Accelerator(
+        # Without a GPU, accelerate only joins a torchrun/`accelerate launch` group (gloo) when told it is on CPU.
+        cpu=not torch.cuda.is_available(),
         mixed_precision=_precision(options), gradient_accumulation_steps=options.grad_accum,
         log_with="tensorboard", project_dir=str(out_dir / "logs"),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     set_seed(options.seed)
+    emit = on_event if on_event and accelerator.is_main_process else _silent  # one process reports for all
     base_dir = resolve_model(base, "hf")
     model = load_adapted_model(base, list(stack_on), device="cpu")
     tokenizer = load_tokenizer(base_dir)
@@ -136,21 +138,23 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
         history.append(_validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch, loss))
         emit("epoch", history[-1])
         _save_checkpoint(accelerator, model, optimizer, scheduler, checkpoints, epoch, history, config)
-    accelerator.end_training()
 
     chosen = choose_epoch(history, options.forgetting_budget)
-    result = TrainResult(None, chosen, history, problems)
-    if chosen is None or not accelerator.is_main_process:
-        return result
-    unwrapped = accelerator.unwrap_model(model)
-    state = _load_epoch_state(checkpoints, chosen)
-    info = AdapterInfo(
-        method=options.method, layers=layers, base_model=str(base), base_sha256=model_sha256(base_dir),
-        stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
-        chosen_epoch=chosen,
-    )
-    save_adapter(out_dir / "adapter", unwrapped, state, info)
-    return replace(result, adapter_dir=out_dir / "adapter")
+    if chosen is not None and accelerator.is_main_process:
+        info = AdapterInfo(
+            method=options.method, layers=layers, base_model=str(base), base_sha256=model_sha256(base_dir),
+            stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
+            chosen_epoch=chosen,
+        )
+        save_adapter(out_dir / "adapter", accelerator.unwrap_model(model), _load_epoch_state(checkpoints, chosen), info)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # also leaves the process group: after the last barrier
+    adapter_dir = out_dir / "adapter" if chosen is not None else None
+    return TrainResult(adapter_dir, chosen, history, problems)
+
+
+def _silent(kind: str, payload: dict) -> None:
+    return None
 
 
 def _precision(options: TrainOptions) -> str:
