@@ -13,8 +13,6 @@ Damaged input, decided once here for every caller:
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from whisper_adapt.files import write_atomically
 from whisper_adapt.errors import AudioError
 
 SAMPLE_RATE = 16000
@@ -89,22 +88,14 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
 
 
 def _write_wav_atomically(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
-    # A uniquely named sibling (not tempfile's private 0600 file) gets the user's usual permissions, and
-    # being in the same directory makes os.replace an atomic rename.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            with wave.open(f, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(sample_rate)
-                w.writeframes(pcm.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    def write(f) -> None:
+        with wave.open(f, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sample_rate)
+            w.writeframes(pcm.tobytes())
+
+    write_atomically(path, write)
 
 
 def _open_container(path: str | Path) -> av.container.InputContainer:

@@ -34,6 +34,10 @@ def sample_recording() -> Path:
     return Path(str(resources.files("whisper_adapt") / "data" / "sample_ja.m4a"))
 
 
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+ComputeTypeOpt = Annotated[
+    str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")
+]
 ModelOpt = Annotated[
     str,
     typer.Option(help="Model: 'base' (packaged, offline), a CTranslate2 or Hugging Face directory, "
@@ -54,8 +58,8 @@ def transcribe(
     batch_size: Annotated[int, typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.")] = 0,
     vad: Annotated[bool, typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = True,
     word_timestamps: Annotated[bool, typer.Option(help="Add per-word times and probabilities to the JSON output.")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
+    device: DeviceOpt = "auto",
+    compute_type: ComputeTypeOpt = "auto",
     sample: Annotated[bool, typer.Option("--sample", help="Also transcribe the bundled Japanese sample recording.")] = False,
 ) -> None:
     """Transcribe recordings to txt / srt / vtt / json, with guards against loops and silence hallucinations."""
@@ -98,8 +102,8 @@ def prepare(
     max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).")] = 30.0,
     min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.")] = 300,
     pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.")] = 200,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto, int8, float16, float32 …")] = "auto",
+    device: DeviceOpt = "auto",
+    compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Cut recordings into clips at pauses and draft their transcripts into a corpus (resumable)."""
     from whisper_adapt.glossary import load_glossary
@@ -317,8 +321,8 @@ def serve(
     beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.")] = 100.0,
     max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.")] = 4,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
+    device: DeviceOpt = "auto",
+    compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
     from whisper_adapt.serve import check_bind, create_app, model_specs, preload, run_server
@@ -438,8 +442,8 @@ def eval_(
     numerals: Annotated[bool, typer.Option(help="Score 三 and 3 (十五 and 15 …) as equal.")] = False,
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, float32 …")] = "auto",
+    device: DeviceOpt = "auto",
+    compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Score the unadapted model, prompt and hotword biasing, adapted models and the dictionary side by side."""
     from rich.console import Console as StdoutConsole
