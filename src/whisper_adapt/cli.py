@@ -245,7 +245,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs [default 10].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Clips per step [default 8].")] = None,
     grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) [default 1e-3].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) [default 3e-4].")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay [default 0.01].")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps [default 2].")] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
