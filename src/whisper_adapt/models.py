@@ -116,6 +116,7 @@ def _build(target: Path, make) -> Path:
     try:
         make(tmp)
         (tmp / ".complete").write_text("ok\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; other users' runs may read a shared cache
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     finally:

@@ -51,6 +51,7 @@ def save_adapter(out_dir: Path, model: torch.nn.Module, state: dict[str, torch.T
         else:
             save_file({name: tensor.contiguous() for name, tensor in state.items()}, tmp / TENSORS_FILE)
         (tmp / ADAPTER_JSON).write_text(json.dumps(asdict(info), ensure_ascii=False, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; an adapter is meant to be shared
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
