@@ -340,6 +340,33 @@ def serve(
     run_server(server, host, port)
 
 
+@app.command()
+def synth(
+    glossary: Annotated[Path, typer.Option(help="Glossary file: terms with a reading are spoken by their reading.")],
+    corpus: Annotated[Path, typer.Option(help="Corpus directory to add the clips to (created if missing).")],
+    sentences: Annotated[Optional[Path], typer.Option(help="Sentences holding glossary terms, one per line.")] = None,
+    templates: Annotated[Optional[Path], typer.Option(help="Lines with {term}: each filled with every glossary term.")] = None,
+    voices: Annotated[str, typer.Option(help="Comma-separated TTS voices, cycled over the sentences (one recording each).")] = "jf_alpha,jm_kumo",
+    seed: Annotated[int, typer.Option(help="Seed of the level and noise augmentation.")] = 0,
+) -> None:
+    """Speak sentences holding glossary terms with the offline TTS and add them as reviewed clips; repeats add nothing."""
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.synthcorpus import check_voices, expand_templates, read_sentences, synthesize_corpus
+
+    if (sentences is None) == (templates is None):
+        raise WhisperAdaptError("give exactly one of --sentences and --templates")
+    voice_list = [voice.strip() for voice in voices.split(",") if voice.strip()]
+    check_voices(voice_list)  # before the TTS model loads: a typo should fail at once
+    terms = load_glossary(glossary)
+    texts = read_sentences(sentences) if sentences is not None else expand_templates(templates, terms)
+    with console.status("synthesizing …") as status:
+        result = synthesize_corpus(corpus, terms, texts, voice_list, seed,
+                                   lambda done, total: status.update(f"synthesizing {done}/{total}"))
+    console.print(f"{result.added} clips synthesized, {result.already_present} already in {corpus}")
+    if result.without_terms:
+        console.print(f"[yellow]{result.without_terms} new sentences hold no glossary term[/yellow]")
+
+
 def _layers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
