@@ -139,3 +139,35 @@ def audiofolder_set(tmp_path_factory):
         return write_audiofolder(clips, tmp_path_factory.mktemp(name))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """`serve_app(app)`: a context manager running an ASGI app under uvicorn in a background thread on a
+    free loopback port (the socket is bound first, so no other process can take the port); yields its URL."""
+    import socket
+    import threading
+    import time
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    @contextmanager
+    def running(app):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            sock.close()
+
+    return running

@@ -9,9 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,24 +59,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running_server(corpus_dir: Path, token: str | None = TOKEN) -> Iterator[str]:
-    """The review app under uvicorn in a thread on a free loopback port; yields its base URL."""
-    import uvicorn
+@pytest.fixture
+def running_server(corpus_dir, serve_app):
+    """`running_server(token=TOKEN)`: the review app on the test corpus, served on loopback; yields its URL."""
 
-    app = create_app(corpus_dir, parse_glossary(GLOSSARY_TEXT), token, reviewer="tester")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    def run(token: str | None = TOKEN):
+        return serve_app(create_app(corpus_dir, parse_glossary(GLOSSARY_TEXT), token, reviewer="tester"))
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +109,9 @@ _AUDIO_DURATION_JS = """() => new Promise(resolve => {
 })"""
 
 
-def test_keyboard_only_correction_is_saved_as_a_revision_and_survives_reload(browser, corpus_dir):
+def test_keyboard_only_correction_is_saved_as_a_revision_and_survives_reload(browser, corpus_dir, running_server):
     problems: list[str] = []
-    with running_server(corpus_dir) as base:
+    with running_server() as base:
         page = _open_page(browser, f"{base}/?token={TOKEN}", problems)
         # Flagged drafts come first: the clip with 紙木 opens, its audio is the clip's WAV.
         assert page.inner_text("#clip-id").startswith(FIRST)
@@ -155,9 +143,9 @@ def test_keyboard_only_correction_is_saved_as_a_revision_and_survives_reload(bro
         ("まず上期の売上について報告します。以上", "reviewed", "person:tester")]
 
 
-def test_undo_after_accept_and_reject_of_noise(browser, corpus_dir):
+def test_undo_after_accept_and_reject_of_noise(browser, corpus_dir, running_server):
     problems: list[str] = []
-    with running_server(corpus_dir) as base:
+    with running_server() as base:
         page = _open_page(browser, f"{base}/?token={TOKEN}", problems)
         page.keyboard.press("Alt+ArrowDown")
         page.keyboard.press("Alt+ArrowDown")
@@ -173,9 +161,9 @@ def test_undo_after_accept_and_reject_of_noise(browser, corpus_dir):
         assert [r.status for r in corpus.revisions(NOISE)] == ["draft", "draft", "rejected", "draft"]
 
 
-def test_two_pages_editing_one_clip_get_a_conflict_not_an_overwrite(browser, corpus_dir):
+def test_two_pages_editing_one_clip_get_a_conflict_not_an_overwrite(browser, corpus_dir, running_server):
     problems: list[str] = []
-    with running_server(corpus_dir) as base:
+    with running_server() as base:
         first = _open_page(browser, f"{base}/?token={TOKEN}", problems)
         second = _open_page(browser, f"{base}/?token={TOKEN}", problems)
         first.keyboard.type("A")
@@ -253,9 +241,9 @@ def _raw(base: str, method: str, path: str, headers: dict | None = None, body: b
         connection.close()
 
 
-def test_token_traversal_and_size_limits(corpus_dir):
+def test_token_traversal_and_size_limits(corpus_dir, running_server):
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    with running_server(corpus_dir) as base:
+    with running_server() as base:
         assert _raw(base, "GET", "/")[0] == 401
         assert _raw(base, "GET", "/api/queue", {"Authorization": "Bearer wrong"})[0] == 401
         assert _raw(base, "GET", f"/audio/{FIRST}")[0] == 401
@@ -274,7 +262,7 @@ def test_token_traversal_and_size_limits(corpus_dir):
         stale = '{"text": "x", "version": 1}'.encode()
         status, body, _ = _raw(base, "PUT", f"/api/clips/{FIRST}", bearer, stale)
         assert status == 409 and b'"current_version":2' in body
-    with running_server(corpus_dir, token=None) as base:
+    with running_server(token=None) as base:
         assert _raw(base, "GET", "/api/queue")[0] == 200
         assert _raw(base, "GET", "/api/queue", {"Host": "attacker.example"})[0] == 403  # DNS rebinding
     with open_corpus(corpus_dir) as corpus:

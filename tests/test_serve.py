@@ -10,14 +10,12 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import threading
 import time
 import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,28 +36,6 @@ FAST = TranscribeOptions(language=None, beam_size=1, temperatures=(0.0,))
 UPLOAD_LIMIT = 1_000_000
 
 
-@contextmanager
-def running(app) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a background thread; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def client(url: str, api_key: str = "anything") -> "openai.OpenAI":
     # No retries: the tests must see the server's first answer (the client would retry a 429 on its own).
     return openai.OpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0, timeout=120)
@@ -77,8 +53,8 @@ def tiny_app(tiny_whisper_dir):
 
 
 @pytest.fixture(scope="module")
-def tiny_url(tiny_app) -> Iterator[str]:
-    with running(tiny_app) as url:
+def tiny_url(tiny_app, serve_app) -> Iterator[str]:
+    with serve_app(tiny_app) as url:
         yield url
 
 
@@ -190,9 +166,9 @@ def test_a_full_queue_answers_429_and_recovers(tiny_app, tiny_url, speech):
     assert client(tiny_url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny").text == answers[0]
 
 
-def test_a_token_guards_everything_but_health(tiny_whisper_dir, speech):
+def test_a_token_guards_everything_but_health(tiny_whisper_dir, speech, serve_app):
     app = create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST, token=TOKEN, device="cpu")
-    with running(app) as url:
+    with serve_app(app) as url:
         for headers in ({}, {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": TOKEN}):
             request = urllib.request.Request(f"{url}/v1/models", headers=headers)
             with pytest.raises(urllib.error.HTTPError) as caught:
@@ -219,14 +195,14 @@ def test_loopback_and_model_names():
 
 
 @pytest.mark.slow
-def test_base_serves_japanese_through_the_openai_client(synth_wav, tmp_path):
+def test_base_serves_japanese_through_the_openai_client(synth_wav, tmp_path, serve_app):
     """Real base, an m4a upload: the language is detected, and the request's prompt reaches the decoder
     (base writes 売上 as うりあげ here unless prompted; 上期 stays かみき either way, which is what training is for)."""
     import jiwer
 
     m4a = tmp_path / "speech.m4a"  # what a phone would upload
     _to_m4a(decode_audio(synth_wav(SENTENCE, "jf_alpha")), m4a)
-    with running(create_app({"base": "base"}, "base", TranscribeOptions(language=None), device="cpu")) as url:
+    with serve_app(create_app({"base": "base"}, "base", TranscribeOptions(language=None), device="cpu")) as url:
         transcriptions = client(url).audio.transcriptions
         plain = transcriptions.create(file=m4a.read_bytes(), model="whisper-1", response_format="verbose_json")
         prompted = transcriptions.create(file=m4a.read_bytes(), model="base", language="ja", prompt="上期 下期 売上").text
