@@ -179,6 +179,15 @@ def open_corpus(path: Path, create: bool = False) -> Corpus:
     return Corpus(path)
 
 
+@contextlib.contextmanager
+def writing_corpus(path: Path) -> Iterator[Corpus]:
+    """The corpus at `path` (created if missing) for a process that adds clips: holding the writers' lock,
+    and swept of what an interrupted writer left behind."""
+    with open_corpus(path, create=True) as corpus:
+        corpus.sweep_orphans()  # takes the writers' lock first
+        yield corpus
+
+
 class Corpus:
     """An open corpus. Safe to share between threads (one connection, serialized by a lock)."""
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_adapt.audio import audio_duration_s, decode_audio
-from whisper_adapt.corpus import Clip, Corpus, clip_id_for, open_corpus
+from whisper_adapt.corpus import Clip, Corpus, clip_id_for, writing_corpus
 from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, prompt_text
@@ -70,9 +70,7 @@ def prepare(recordings: Sequence[Path], corpus_dir: Path, segment: SegmentOption
     """Cut `recordings` into the corpus at `corpus_dir` (created if missing), then draft the clips that
     need it; each bad recording or clip is recorded in the result and the rest go on."""
     result = PrepareResult()
-    with open_corpus(corpus_dir, create=True) as corpus:
-        corpus.acquire_writer_lock()
-        corpus.sweep_orphans()
+    with writing_corpus(corpus_dir) as corpus:
         for path in recordings:
             try:
                 cut_recording(corpus, Path(path), segment, result, on_progress)

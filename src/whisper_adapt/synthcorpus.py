@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE
-from whisper_adapt.corpus import Corpus, Recording, open_corpus
+from whisper_adapt.corpus import Corpus, Recording, writing_corpus
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, Term, find_matches
 from whisper_adapt.segment import WHISPER_WINDOW_S
@@ -54,9 +54,7 @@ def synthesize_corpus(corpus_dir: Path, glossary: Glossary, sentences: Sequence[
     if not sentences:
         raise WhisperAdaptError("no sentences to synthesize")
     result = SynthResult()
-    with open_corpus(corpus_dir, create=True) as corpus:
-        corpus.acquire_writer_lock()
-        corpus.sweep_orphans()
+    with writing_corpus(corpus_dir) as corpus:
         recordings: dict[str, Recording] = {}
         for index, sentence in enumerate(sentences):
             voice = voices[index % len(voices)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
-from whisper_adapt.corpus import Corpus, Recording, open_corpus, safe_name
+from whisper_adapt.corpus import Corpus, Recording, open_corpus, safe_name, writing_corpus
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.labeled import LabeledClip, detect_layout, read_labeled, write_audiofolder, write_jvs
 from whisper_adapt.segment import WHISPER_WINDOW_S
@@ -31,9 +31,7 @@ class ImportResult:
 def import_sets(corpus_dir: Path, sources: Sequence[Path], on_progress: Callable[[str, int, int], None] | None = None) -> ImportResult:
     """Import each labelled set in `sources` into the corpus at `corpus_dir` (created if missing)."""
     result = ImportResult()
-    with open_corpus(corpus_dir, create=True) as corpus:
-        corpus.acquire_writer_lock()
-        corpus.sweep_orphans()
+    with writing_corpus(corpus_dir) as corpus:
         for source in sources:
             try:
                 clips, problems = _read_source(Path(source))
