@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from whisper_adapt.errors import ModelError
+from whisper_adapt.evaluate import pooled_cer
 
 QUANTIZATIONS = ("float16", "int8", "int8_float16", "float32")
 # An export whose two forms disagree by more than this on the check clip is broken, not merely rounded.
@@ -51,7 +52,7 @@ def export_model(base: str | Path, adapters: list[Path], out_dir: Path, quantiza
 
     audio = check_audio if check_audio is not None else _sample_audio()
     hf_text, ct2_text = _decode_both(model, tokenizer, staging, audio)
-    check = _cer(hf_text, ct2_text)
+    check = pooled_cer([hf_text], [ct2_text])
     manifest = {"base": str(base), "adapters": [str(Path(a).resolve()) for a in adapters],
                 "adapter_info": [asdict(read_adapter_info(a)) for a in adapters], "quantization": quantization,
                 "check": {"hf_text": hf_text, "ct2_text": ct2_text, "cer": check}}
@@ -91,9 +92,3 @@ def _decode_both(model, tokenizer, ct2_dir: Path, audio: np.ndarray) -> tuple[st
                                  without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
     # Both sides pass the same loop guard: a looping decode is cut at different lengths by the two decoders.
     return hf_text, collapse_repeats("".join(segment.text for segment in segments).strip(), GuardOptions())
-
-
-def _cer(reference: str, hypothesis: str) -> float:
-    from whisper_adapt.evaluate import pooled_cer
-
-    return pooled_cer([reference], [hypothesis])

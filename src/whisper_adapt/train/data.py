@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from whisper_adapt.audio import SAMPLE_RATE, decode_audio
+from whisper_adapt.audio import audio_duration_s, decode_audio
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.files import file_sha256
 from whisper_adapt.features import clip_features
@@ -129,7 +129,7 @@ def build_examples(
     examples, problems = [], []
     for clip in clips:
         text_ids = tokenizer(clip.text, add_special_tokens=False).input_ids
-        duration_s = _duration_s(clip.audio_path)
+        duration_s = audio_duration_s(clip.audio_path)
         if not text_ids:
             problems.append(WhisperAdaptError("empty transcript", clip.audio_path))
             continue
@@ -142,16 +142,6 @@ def build_examples(
         examples.append(Example(clip, duration_s, tuple(inputs), tuple(labels),
                                 encoder_files[clip.clip_id] if encoder_files else None))
     return examples, problems
-
-
-def _duration_s(path: Path) -> float:
-    import wave
-
-    try:
-        with wave.open(str(path)) as w:
-            return w.getnframes() / w.getframerate()
-    except (wave.Error, EOFError):
-        return len(decode_audio(path)) / SAMPLE_RATE
 
 
 class ExampleDataset(torch.utils.data.Dataset):
