@@ -80,6 +80,22 @@ def test_adapters_are_small_and_self_describing(trained, tiny_whisper_dir):
     assert json.loads((lora / "adapter_config.json").read_text())["r"] == 8  # a valid PEFT adapter too
 
 
+@pytest.mark.parametrize("method", ["xattn", "decoder"])
+def test_loaded_adapter_holds_the_trained_weights(method, trained, tiny_whisper_dir):
+    """Saved as float16 changes, merged back onto the base: the kept epoch's tensors, to float16 rounding of
+    the change (far below what alters a decode)."""
+    from safetensors.torch import load_file
+
+    result = trained[method]
+    kept = load_file(str(result.adapter_dir.parent / "checkpoints" / f"epoch-{result.chosen_epoch}" /
+                         "trained.safetensors"))
+    loaded = dict(load_adapted_model(tiny_whisper_dir, [result.adapter_dir]).named_parameters())
+    base = dict(load_adapted_model(tiny_whisper_dir, []).named_parameters())
+    for name, tensor in kept.items():
+        change = (tensor - base[name]).abs().max().item()
+        assert torch.allclose(loaded[name], tensor, atol=1e-3 * change + 1e-7), name
+
+
 def test_lora_adapter_merged_and_unmerged_give_same_logits(trained, tiny_whisper_dir):
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration
@@ -143,6 +159,22 @@ def test_validation_is_scored_every_epoch(tiny_whisper_dir, tiny_clips, tmp_path
         assert 0 <= h["validation_term_recall"] <= 1
     assert result.chosen_epoch == choose_epoch(result.history, 0.005)
     assert (result.adapter_dir is None) == (result.chosen_epoch is None)
+
+
+@pytest.mark.parametrize("method", ["xattn", "lora"])
+def test_cached_frozen_layers_train_like_the_full_forward(method, tiny_whisper_dir, tiny_clips, tmp_path):
+    from safetensors.torch import load_file
+
+    results = {}
+    for cached in (True, False):
+        options = TrainOptions(method=method, epochs=2, batch_size=4, lr=3e-2, warmup_steps=0, cache_prefix=cached)
+        results[cached] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), tmp_path / str(cached), options)
+    assert any((tmp_path / "True" / "prefix").glob("*.npy")) and not (tmp_path / "False" / "prefix").exists()
+    losses = {cached: [h["train_loss"] for h in r.history[1:]] for cached, r in results.items()}
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    trained = {cached: load_file(str(next(r.adapter_dir.glob("*.safetensors")))) for cached, r in results.items()}
+    for name, tensor in trained[False].items():
+        assert torch.allclose(trained[True][name], tensor, atol=1e-5), name
 
 
 def _train_cli(data_dir: Path, out: Path, model: Path, *extra: str) -> list[str]:

@@ -34,6 +34,7 @@ class Example:
     decoder_input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     encoder_file: Path | None  # None when the encoder trains too (method "full")
+    prefix_file: Path | None = None  # the frozen decoder layers' output (train/prefix.py), when cached
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ class ExampleDataset(torch.utils.data.Dataset):
         else:
             item["input_features"] = torch.from_numpy(clip_features(decode_audio(example.clip.audio_path),
                                                                     self.n_mels))
+        if example.prefix_file is not None:
+            item["decoder_prefix"] = torch.from_numpy(np.load(example.prefix_file))
         return item
 
 
@@ -172,6 +175,12 @@ def collate(items: list[dict], pad_id: int) -> dict:
         inputs[row, : len(item["decoder_input_ids"])] = torch.tensor(item["decoder_input_ids"])
         labels[row, : len(item["labels"])] = torch.tensor(item["labels"])
     batch = {"decoder_input_ids": inputs, "labels": labels}
+    if "decoder_prefix" in items[0]:
+        # Padding rows come after every real position, so under causal attention their values never matter.
+        prefix = torch.zeros(len(items), length, items[0]["decoder_prefix"].shape[-1])
+        for row, item in enumerate(items):
+            prefix[row, : len(item["decoder_prefix"])] = item["decoder_prefix"]
+        batch["decoder_prefix"] = prefix
     if "encoder_hidden" in items[0]:
         batch["encoder_outputs"] = (torch.stack([item["encoder_hidden"] for item in items]).float(),)
     else:

@@ -32,6 +32,8 @@ class MethodOptions:
 class Method:
     name: str
     freezes_encoder: bool
+    # Trains only the chosen decoder layers (`MethodOptions.layers`): the layers below are frozen.
+    trains_chosen_layers: bool
     # Returns the model to train (peft wraps it for LoRA) with requires_grad set.
     prepare: Callable[[torch.nn.Module, MethodOptions], torch.nn.Module]
 
@@ -97,10 +99,10 @@ def _prepare_lora(model: torch.nn.Module, options: MethodOptions) -> torch.nn.Mo
 
 
 METHODS: dict[str, Method] = {
-    "xattn": Method("xattn", freezes_encoder=True, prepare=_prepare_xattn),
-    "lora": Method("lora", freezes_encoder=True, prepare=_prepare_lora),
-    "decoder": Method("decoder", freezes_encoder=True, prepare=_prepare_decoder),
-    "full": Method("full", freezes_encoder=False, prepare=_prepare_full),
+    "xattn": Method("xattn", freezes_encoder=True, trains_chosen_layers=True, prepare=_prepare_xattn),
+    "lora": Method("lora", freezes_encoder=True, trains_chosen_layers=True, prepare=_prepare_lora),
+    "decoder": Method("decoder", freezes_encoder=True, trains_chosen_layers=False, prepare=_prepare_decoder),
+    "full": Method("full", freezes_encoder=False, trains_chosen_layers=False, prepare=_prepare_full),
 }
 
 

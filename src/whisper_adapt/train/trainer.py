@@ -9,6 +9,7 @@ recall within a general-CER budget (see `choose_epoch`), never by training loss.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -28,6 +29,7 @@ from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.adapter import AdapterInfo, save_adapter
 from whisper_adapt.train.methods import MethodOptions, get_method, resolve_layers, trainable_state
+from whisper_adapt.train.prefix import feeding_prefix, fill_prefix_cache, prefix_depth, with_prefix_files
 from whisper_adapt.train.scoring import choose_epoch, score_epoch
 
 # (event, payload): "cache" {done, total}, "step" {epoch, step, steps, loss, clips_per_s},
@@ -58,6 +60,8 @@ class TrainOptions:
     mixed_precision: str = "auto"  # fp16 on CUDA, none on CPU
     # Off only to measure what the cache saves (bench/train_cost.py): the encoder then runs every step.
     cache_encoder: bool = True
+    # Likewise for the frozen decoder layers below the trained ones (train/prefix.py).
+    cache_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -118,7 +122,12 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
 
     examples, problems = _examples(model, data, tokenizer, prompt, options,
                                    method.freezes_encoder and options.cache_encoder, accelerator, emit)
+    depth = prefix_depth(model, layers if method.trains_chosen_layers else None) if options.cache_prefix else 0
+    if depth:
+        examples["train"] = _cache_prefix(model, examples["train"], depth, out_dir / "prefix", prompt, accelerator,
+                                          emit)
     model = method.prepare(model, options.method_options)
+    initial = trainable_state(model)  # what the adapter's changes are measured from
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay, eps=options.adam_eps)
     loader = torch.utils.data.DataLoader(
@@ -137,7 +146,7 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
         history = [_validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch=0, loss=None)]
         emit("epoch", history[-1])
     for epoch in range(len(history), options.epochs + 1):
-        loss = _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch, options, emit)
+        loss = _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch, options, depth, emit)
         history.append(_validate(accelerator, model, examples, prompt, tokenizer, glossary, epoch, loss))
         emit("epoch", history[-1])
         _save_checkpoint(accelerator, model, optimizer, scheduler, checkpoints, epoch, history, config)
@@ -149,7 +158,8 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
             stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
             chosen_epoch=chosen,
         )
-        save_adapter(out_dir / "adapter", accelerator.unwrap_model(model), _load_epoch_state(checkpoints, chosen), info)
+        save_adapter(out_dir / "adapter", accelerator.unwrap_model(model), _load_epoch_state(checkpoints, chosen), info,
+                     initial)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also leaves the process group: after the last barrier
     adapter_dir = out_dir / "adapter" if chosen is not None else None
@@ -204,23 +214,43 @@ def _examples(model, data: TrainData, tokenizer, prompt, options: TrainOptions, 
     return examples, problems
 
 
-def _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch: int, options: TrainOptions,
+def _cache_prefix(model, examples: list, depth: int, directory: Path, prompt, accelerator, emit: EventFn) -> list:
+    """Compute (main process) the frozen layers' output of every training example; all processes read it."""
+    if accelerator.is_main_process:
+        done = [0]
+
+        def progress(count: int) -> None:
+            done[0] += count
+            emit("prefix", {"done": done[0], "total": len(examples)})
+
+        fill_prefix_cache(model.to(accelerator.device), examples, depth, directory, model.config.num_mel_bins,
+                          prompt.eot, on_progress=progress)
+        model.to("cpu")
+    accelerator.wait_for_everyone()
+    return with_prefix_files(examples, directory)
+
+
+def _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch: int, options: TrainOptions, depth: int,
                  emit: EventFn) -> float:
     model.train()
     loader.set_epoch(epoch)  # the shuffle depends only on (seed, epoch): resuming replays the same order
     total, count, start = 0.0, 0, time.perf_counter()
-    for step, batch in enumerate(loader, start=1):
-        with accelerator.accumulate(model):
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        total += loss.item()
-        count += 1
-        clips = step * options.batch_size * accelerator.num_processes
-        emit("step", {"epoch": epoch, "step": step, "steps": len(loader), "loss": total / count,
-                      "clips_per_s": clips / (time.perf_counter() - start)})
+    with contextlib.ExitStack() as stack:
+        feed = stack.enter_context(feeding_prefix(accelerator.unwrap_model(model), depth)) if depth else None
+        for step, batch in enumerate(loader, start=1):
+            if feed:
+                feed(batch.pop("decoder_prefix"))
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            total += loss.item()
+            count += 1
+            clips = step * options.batch_size * accelerator.num_processes
+            emit("step", {"epoch": epoch, "step": step, "steps": len(loader), "loss": total / count,
+                          "clips_per_s": clips / (time.perf_counter() - start)})
     mean = accelerator.gather(torch.tensor([total / max(count, 1)], device=accelerator.device)).mean().item()
     accelerator.log({"train/loss": mean}, step=epoch)
     return mean
