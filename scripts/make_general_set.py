@@ -9,13 +9,10 @@ voices, stored as Opus in a Hugging Face `audiofolder` (metadata.csv). Reproduci
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import av
-import numpy as np
-
-from whisper_adapt.audio import SAMPLE_RATE
+from whisper_adapt.audio import write_opus
+from whisper_adapt.labeled import write_audiofolder_metadata
 from whisper_adapt.synth import synthesize_speech
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "whisper_adapt" / "data" / "general_ja"
@@ -72,20 +69,6 @@ SENTENCES = (
 )
 
 
-def write_opus(path: Path, audio: np.ndarray) -> None:
-    with av.open(str(path), "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=48000)
-        stream.bit_rate = 32000
-        stream.layout = "mono"
-        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -94,10 +77,8 @@ def main() -> None:
         name = f"general-{index:03d}.opus"
         write_opus(OUT / name, synthesize_speech(text, voice))
         rows.append({"file_name": name, "transcription": text, "speaker": voice})
-    with open(OUT / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["file_name", "transcription", "speaker"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_audiofolder_metadata(OUT, ["file_name", "transcription", "speaker"],
+                               [[r["file_name"], r["transcription"], r["speaker"]] for r in rows])
     print(f"wrote {len(rows)} clips to {OUT}")
 
 

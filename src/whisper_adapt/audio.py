@@ -87,6 +87,21 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
         raise AudioError(f"cannot write WAV file ({e.strerror or e})", path) from e
 
 
+def write_opus(path: str | Path, samples: np.ndarray, bit_rate: int = 32000) -> None:
+    """Write mono float `samples` (16 kHz) as Ogg Opus: how the package ships its speech compactly."""
+    with av.open(str(path), "w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=48000)
+        stream.bit_rate = bit_rate
+        stream.layout = "mono"
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None, :]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
 def _write_wav_atomically(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
     def write(f) -> None:
         with wave.open(f, "wb") as w:

@@ -199,13 +199,18 @@ def write_audiofolder(clips: Sequence[LabeledClip], root: Path) -> Path:
     for clip in clips:
         _check_writable(clip, forbidden="")
     _write_clip_audio(clips, root / "audio", lambda clip: root / "audio" / f"{clip.clip_id}.wav")
+    write_audiofolder_metadata(root, ["file_name", "transcription", "clip_id", "recording", "speaker"],
+                               [[f"audio/{c.clip_id}.wav", c.text, c.clip_id, c.recording, c.speaker] for c in clips])
+    return root
+
+
+def write_audiofolder_metadata(root: Path, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """An audiofolder's metadata.csv (first column `file_name`, relative to `root`), written atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file_name", "transcription", "clip_id", "recording", "speaker"])
-    for clip in clips:
-        writer.writerow([f"audio/{clip.clip_id}.wav", clip.text, clip.clip_id, clip.recording, clip.speaker])
-    write_text_atomically(root / AUDIOFOLDER_METADATA, buffer.getvalue())
-    return root
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_text_atomically(Path(root) / AUDIOFOLDER_METADATA, buffer.getvalue())
 
 
 def _check_writable(clip: LabeledClip, forbidden: str) -> None:

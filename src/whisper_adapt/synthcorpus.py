@@ -46,11 +46,18 @@ class SynthResult:
     without_terms: int = 0  # sentences in which no glossary term was found (still added)
 
 
+# (sentence as written, voice) → mono float32 speech at 16 kHz.
+Speaker = Callable[[str, str], np.ndarray]
+
+
 def synthesize_corpus(corpus_dir: Path, glossary: Glossary, sentences: Sequence[str],
                       voices: Sequence[str] = DEFAULT_VOICES, seed: int = 0,
-                      on_progress: Callable[[int, int], None] | None = None) -> SynthResult:
-    """Speak `sentences` (voices cycled) into the corpus at `corpus_dir` (created if missing)."""
+                      on_progress: Callable[[int, int], None] | None = None,
+                      speak: Speaker | None = None) -> SynthResult:
+    """Speak `sentences` (voices cycled) into the corpus at `corpus_dir` (created if missing). `speak`
+    defaults to the TTS reading terms by their glossary reading (the demo passes its shipped recordings)."""
     check_voices(voices)
+    speak = speak or (lambda sentence, voice: synthesize_speech(spoken_text(sentence, glossary), voice))
     if not sentences:
         raise WhisperAdaptError("no sentences to synthesize")
     result = SynthResult()
@@ -58,21 +65,21 @@ def synthesize_corpus(corpus_dir: Path, glossary: Glossary, sentences: Sequence[
         recordings: dict[str, Recording] = {}
         for index, sentence in enumerate(sentences):
             voice = voices[index % len(voices)]
-            _add_sentence(corpus, glossary, sentence, voice, seed, recordings, result)
+            _add_sentence(corpus, glossary, sentence, voice, seed, recordings, result, speak)
             if on_progress:
                 on_progress(index + 1, len(sentences))
     return result
 
 
 def _add_sentence(corpus: Corpus, glossary: Glossary, sentence: str, voice: str, seed: int,
-                  recordings: dict[str, Recording], result: SynthResult) -> None:
+                  recordings: dict[str, Recording], result: SynthResult, speak: Speaker) -> None:
     clip_id = synthetic_clip_id(sentence, voice)
     if corpus.has_clip(clip_id):
         result.already_present += 1
         return
     if not find_matches(sentence, _terms_only(glossary)):
         result.without_terms += 1
-    samples = augment(synthesize_speech(spoken_text(sentence, glossary), voice), _clip_rng(seed, clip_id))
+    samples = augment(speak(sentence, voice), _clip_rng(seed, clip_id))
     if len(samples) > WHISPER_WINDOW_S * SAMPLE_RATE:
         raise WhisperAdaptError(f"sentence {sentence!r} takes {len(samples) / SAMPLE_RATE:.1f} s; Whisper takes "
                                 f"clips of at most {WHISPER_WINDOW_S:g} s (split it)")
