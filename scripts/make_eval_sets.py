@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE, write_wav
-from whisper_adapt.labeled import LabeledClip, write_audiofolder
+from whisper_adapt.demo import write_spoken_set
 from whisper_adapt.synth import synthesize_speech
 
 VOICE = "jf_tebukuro"
@@ -73,20 +73,6 @@ GENERAL = (
 NONSPEECH_S = 15.0
 
 
-def speech_set(out: Path, name: str, sentences: tuple[str, ...]) -> None:
-    clips_dir = out / f".{name}-raw"
-    clips_dir.mkdir(parents=True, exist_ok=True)
-    clips = []
-    for index, text in enumerate(sentences):
-        path = clips_dir / f"{name}-{index:02d}.wav"
-        write_wav(path, synthesize_speech(text, VOICE))
-        clips.append(LabeledClip(f"{name}-{index:02d}", path.resolve(), text, speaker=VOICE))
-    write_audiofolder(clips, out / name)
-    for path in clips_dir.iterdir():
-        path.unlink()
-    clips_dir.rmdir()
-
-
 def nonspeech_set(out: Path) -> None:
     rng = np.random.default_rng(0)
     n = int(NONSPEECH_S * SAMPLE_RATE)
@@ -108,8 +94,8 @@ def nonspeech_set(out: Path) -> None:
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "glossary.txt").write_text(GLOSSARY, encoding="utf-8")
-    speech_set(out, "test", TEST)
-    speech_set(out, "general", GENERAL)
+    write_spoken_set(out / "test", TEST, VOICE, synthesize_speech)
+    write_spoken_set(out / "general", GENERAL, VOICE, synthesize_speech)
     nonspeech_set(out)
     print(f"wrote {len(TEST)} test clips, {len(GENERAL)} general clips and 4 non-speech files to {out}")
 

@@ -378,10 +378,11 @@ def _train_callback(progress):
     tasks: dict[str, int] = {}
 
     def update(kind: str, payload: dict) -> None:
-        if kind == "cache":
-            if "cache" not in tasks:
-                tasks["cache"] = progress.add_task("encoding clips", total=payload["total"])
-            progress.update(tasks["cache"], completed=payload["done"])
+        if kind in ("cache", "prefix"):
+            if kind not in tasks:
+                label = "encoding clips" if kind == "cache" else "caching frozen decoder layers"
+                tasks[kind] = progress.add_task(label, total=payload["total"])
+            progress.update(tasks[kind], completed=payload["done"])
         elif kind == "step":
             name = f"epoch {payload['epoch']}"
             if name not in tasks:
@@ -426,11 +427,13 @@ def export(
     console.print(f"wrote {result.out_dir}: transcribe with --model {result.out_dir}")
 
 
-def _progress(counter: str = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _progress(counter: str | None = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
+    """Progress bars; `counter=None` counts items and allows tasks of unknown length."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn(counter),
+        TextColumn("{task.description}"), BarColumn(), TextColumn(counter) if counter else MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
     )
 
@@ -492,6 +495,44 @@ def eval_(
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
     for path in write_report(report, out):
         console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for everything the demo makes (speech, corpus, adapter, model, report, minutes).")] = Path("whisper-adapt-demo"),
+    model: ModelOpt = "base",
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: train's default].")] = None,
+    share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the meeting's pauses, the augmentation and training.")] = 0,
+) -> None:
+    """Run the whole loop on a fictional company, offline: Whisper misses its words, a short adaptation fixes them."""
+    from rich.console import Console as StdoutConsole
+
+    from whisper_adapt.demo import DemoOptions, run_demo
+    from whisper_adapt.report import summary_table
+
+    with _progress(None) as progress:
+        result = run_demo(out, DemoOptions(model, share, epochs, seed), _stage_callback(progress))
+    StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(result.report))
+    for name, (right, said) in result.meeting_terms.items():
+        console.print(f"meeting minutes ({name}): {right} of {said} glossary terms written right")
+    if result.adapter_dir is None:
+        console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter[/yellow]")
+    stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
+    console.print(f"took {sum(result.seconds.values()) / 60:.1f} min ({stages})")
+    console.print(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}")
+
+
+def _stage_callback(progress):
+    """One bar per stage of the demo; a stage of unknown length shows as a spinner."""
+    tasks: dict[str, int] = {}
+
+    def update(what: str, done: int, total: int | None) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(what, total=total)
+        progress.update(tasks[what], completed=done, total=total)
+
+    return update
 
 
 def _system_option(item: str) -> tuple[str, str]:

@@ -1,0 +1,134 @@
+"""The demo: its pieces, the whole loop on the tiny random Whisper, and (slow) the real loop on base."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from whisper_adapt.audio import SAMPLE_RATE
+from whisper_adapt.demo import (
+    DemoOptions, Line, build_meeting, demo_utterances, meeting_term_counts, read_meeting, run_demo, script_for,
+    simulate_review, speech_bank, take_share,
+)
+from whisper_adapt.glossary import parse_glossary
+
+
+def _tone(text: str, voice: str) -> np.ndarray:
+    """Stand-in speech: one second per four characters, so spans can be checked against lengths."""
+    return np.full(len(text) * SAMPLE_RATE // 4, 0.1, np.float32)
+
+
+def test_meeting_spans_follow_the_script_and_murmur_is_one_stretch():
+    lines = [Line("jf_alpha", "一二三四"), Line("jm_kumo", "あいう", True), Line("jf_alpha", "かきくけこさし", True),
+             Line("jm_kumo", "五六七八")]
+    audio, spans = build_meeting(lines, _tone, np.random.default_rng(0))
+    assert [s["murmur"] for s in spans] == [False, True, False]
+    assert spans[1]["text"] == "あいうかきくけこさし"
+    assert spans[0]["end_s"] - spans[0]["start_s"] == pytest.approx(1.0)
+    assert spans[1]["end_s"] - spans[1]["start_s"] == pytest.approx(7 / 4)  # the longest murmur line
+    gaps = [b["start_s"] - a["end_s"] for a, b in zip(spans, spans[1:])]
+    assert all(0.6 <= gap <= 2.2 for gap in gaps)
+    assert len(audio) / SAMPLE_RATE == pytest.approx(spans[-1]["end_s"] + 1.0, abs=1e-3)
+    assert np.abs(audio[: int(spans[0]["start_s"] * SAMPLE_RATE) - 10]).max() < 0.05  # pauses are quiet
+
+
+def test_read_meeting_marks_the_murmur_lines(tmp_path):
+    path = tmp_path / "meeting.txt"
+    path.write_text("# c\njf_alpha\tこんにちは。\n[murmur]\njm_kumo\tえーと。\njf_alpha\tあのー。\n[/murmur]\n"
+                    "jm_kumo\tはい。\n", encoding="utf-8")
+    assert read_meeting(path) == [Line("jf_alpha", "こんにちは。"), Line("jm_kumo", "えーと。", True),
+                                  Line("jf_alpha", "あのー。", True), Line("jm_kumo", "はい。")]
+    path.write_text("jf_alpha こんにちは\n", encoding="utf-8")
+    with pytest.raises(Exception, match="line 1: expected voice<TAB>text"):
+        read_meeting(path)
+
+
+def test_take_share_spreads_evenly_and_keeps_order():
+    assert take_share(list(range(10)), 1.0) == list(range(10))
+    assert take_share(list(range(10)), 0.5) == [0, 2, 4, 6, 8]
+    assert take_share(list(range(3)), 0.01) == [0]
+
+
+def test_script_for_a_clip_takes_the_sentences_centred_in_it():
+    spans = [{"start_s": 1.0, "end_s": 3.0, "text": "あ", "murmur": False},
+             {"start_s": 4.0, "end_s": 6.0, "text": "い", "murmur": False},
+             {"start_s": 7.0, "end_s": 9.0, "text": "う", "murmur": True}]
+    assert script_for(0.5, 6.2, spans) == ("あい", False)
+    assert script_for(2.5, 6.2, spans) == ("い", False)
+    assert script_for(6.5, 9.5, spans) == ("", True)
+
+
+def test_simulated_review_writes_the_script_and_rejects_murmur(tmp_path):
+    from whisper_adapt.audio import write_wav
+    from whisper_adapt.corpus import open_corpus, writing_corpus
+    from whisper_adapt.files import file_sha256
+
+    recording = tmp_path / "meeting.wav"
+    write_wav(recording, np.zeros(10 * SAMPLE_RATE, np.float32))
+    with writing_corpus(tmp_path / "corpus") as corpus:
+        rec = corpus.add_recording(recording, file_sha256(recording))
+        corpus.add_clip(rec, "a", np.zeros(SAMPLE_RATE, np.float32), 0.5, 6.2, text="紙木と霜木")
+        corpus.add_clip(rec, "b", np.zeros(SAMPLE_RATE, np.float32), 6.5, 9.5, text="ご視聴ありがとうございました")
+    spans = [{"start_s": 1.0, "end_s": 3.0, "text": "上期と", "murmur": False},
+             {"start_s": 4.0, "end_s": 6.0, "text": "下期", "murmur": False},
+             {"start_s": 7.0, "end_s": 9.0, "text": "えーと", "murmur": True}]
+    assert simulate_review(tmp_path / "corpus", recording, spans) == (1, 1)
+    with open_corpus(tmp_path / "corpus") as corpus:
+        assert [(c.id, c.text) for c in corpus.clips(status="reviewed")] == [("a", "上期と下期")]
+        assert [c.id for c in corpus.clips(status="rejected")] == ["b"]
+        assert corpus.revisions("a")[-1].origin == "demo-script"
+    assert simulate_review(tmp_path / "corpus", recording, spans) == (0, 0)  # reviewed clips are left alone
+
+
+def test_meeting_term_counts():
+    glossary = parse_glossary("上期 (かみき)\n品保\n")
+    spans = [{"start_s": 0, "end_s": 1, "text": "上期と品保。", "murmur": False},
+             {"start_s": 2, "end_s": 3, "text": "上期。", "murmur": False},
+             {"start_s": 4, "end_s": 5, "text": "品保品保", "murmur": True}]
+    assert meeting_term_counts(spans, "紙木と品保、上期", glossary) == (2, 3)
+
+
+def test_the_speech_bank_holds_everything_the_demo_says():
+    bank = speech_bank()
+    missing = [pair for pair in demo_utterances() if pair not in bank]
+    assert not missing, f"rerun scripts/make_demo_speech.py: {missing[:3]}"
+    assert all(path.exists() for path in bank.values())
+
+
+def test_demo_runs_the_whole_loop_on_the_tiny_model(tiny_whisper_dir, tmp_path):
+    """Every stage on a tiny random Whisper: files appear where the README says, the table has its rows."""
+    from whisper_adapt.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--model", str(tiny_whisper_dir), "--share", "0.15", "--epochs", "1"]) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert set(summary["seconds"]) == {"speech", "prepare and review", "train", "export", "eval", "transcribe"}
+    assert [s["name"] for s in summary["systems"]][:2] == ["unadapted", "unadapted+prompt"]
+    assert (out / "report" / "report.html").exists() and (out / "meeting.wav").exists()
+    assert (out / "minutes" / "meeting-unadapted.txt").exists()
+    from whisper_adapt.corpus import open_corpus
+
+    with open_corpus(out / "corpus") as corpus:
+        origins = {c.text_origin.split(":")[0] for c in corpus.clips(status="reviewed")}
+    assert origins == {"synthetic", "demo-script"}
+
+
+def test_demo_refuses_a_directory_that_is_not_its_own(tmp_path):
+    from whisper_adapt.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "notes.txt").read_text() == "mine" and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_real_demo_learns_the_company_words_without_forgetting(model_cache, tmp_path):
+    result = run_demo(tmp_path / "demo", DemoOptions(share=0.5, epochs=4))
+    systems = {s["name"]: s for s in result.report["systems"]}
+    assert result.adapter_dir is not None, "no epoch was kept"
+    unadapted, adapted = systems["unadapted"], systems["adapted"]
+    assert adapted["test"]["terms"]["recall"] >= unadapted["test"]["terms"]["recall"] + 0.3
+    assert adapted["general"]["cer"] <= unadapted["general"]["cer"] + 0.02
+    assert result.meeting_terms["adapted"][0] > result.meeting_terms["unadapted"][0]
