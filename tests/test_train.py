@@ -288,3 +288,34 @@ def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, tmp_pa
     assert [h["epoch"] for h in info["epochs"]] == [0, 1, 2, 3, 4]
     # 4 clips, batch 2 per process, 2 processes: one step per epoch — each process saw half the data.
     assert finished.stderr.count("kept epoch") == 2 and finished.stderr.count("epoch 1 loss") <= 2
+
+
+def _clips(tmp_path, texts: list[str], recordings: list[str]) -> list[LabeledClip]:
+    clips = []
+    for index, (text, recording) in enumerate(zip(texts, recordings)):
+        path = tmp_path / f"c{index}.wav"
+        path.write_bytes(b"x" * (index + 1))
+        clips.append(LabeledClip(f"c{index}", path, text, recording=recording))
+    return clips
+
+
+def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_speech(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble, shipped_general_set
+
+    glossary = parse_glossary("上期\n品保\n")
+    texts = [f"上期の報告{i}です。" if i % 3 else f"品保の確認{i}です。" for i in range(40)] + ["今日は晴れです。"] * 5
+    clips = _clips(tmp_path, texts, [f"r{i % 8}" for i in range(45)])
+    data = assemble(clips, glossary, AssembleOptions(replay_share=0.3, validation_share=0.25))
+    own = [c for c in data.train if c in clips[:40]]
+    replayed = [c for c in data.train if c not in own]
+    assert all("上期" in c.text or "品保" in c.text for c in own + data.validation)
+    assert {c.recording for c in own}.isdisjoint({c.recording for c in data.validation}) and data.validation
+    assert len(replayed) == round(len(own) * 0.3 / 0.7)
+    assert not {c.clip_id for c in data.general} & {c.clip_id for c in data.train}
+    source = data.description["replay_source"]
+    packaged = {c.clip_id for c in shipped_general_set()}
+    assert source["packaged"] == sum(c.clip_id in packaged for c in replayed)
+    assert source["own_term_free"] + source["packaged"] == len(replayed)
+    with pytest.raises(Exception, match="no reviewed clip holds a glossary term"):
+        assemble(clips[40:], glossary)

@@ -63,7 +63,8 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
         # One recording (or a set without recording names, e.g. synthesized clips): clips are the units.
         organization = [replace(c, recording=c.clip_id) for c in organization]
     train, validation = split_by_recording(organization, options.validation_share, rng)
-    pool = list(general) if general is not None else term_free + shipped_general_set()
+    shipped = [] if general is not None else shipped_general_set()
+    pool = list(general) if general is not None else term_free + shipped
     rng.shuffle(pool)
     general_held = pool[: options.general_validation]
     wanted = round(len(train) * options.replay_share / (1 - options.replay_share))
@@ -71,10 +72,21 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     description = {
         "train_clips": len(train), "replay_clips": len(replay), "validation_clips": len(validation),
         "general_clips": len(general_held), "terms_only": options.terms_only,
-        "replay_share": options.replay_share, "data_sha256": _clips_hash(train + replay + validation),
+        "replay_share": options.replay_share, "replay_source": _replay_source(replay, shipped, general is not None),
+        "data_sha256": _clips_hash(train + replay + validation),
         "glossary_sha256": _glossary_hash(glossary),
     }
     return TrainData(train + replay, validation, general_held, description)
+
+
+def _replay_source(replay: Sequence[LabeledClip], shipped: Sequence[LabeledClip], given: bool) -> dict:
+    """How many replayed clips came from where: the --general set, or the user's term-free clips and the
+    packaged general set."""
+    if given:
+        return {"general_set": len(replay)}
+    packaged = {clip.clip_id for clip in shipped}
+    from_package = sum(clip.clip_id in packaged for clip in replay)
+    return {"own_term_free": len(replay) - from_package, "packaged": from_package}
 
 
 def _clips_hash(clips: Sequence[LabeledClip]) -> str:

