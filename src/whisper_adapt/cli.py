@@ -5,7 +5,9 @@ Heavy libraries (torch, transformers, faster-whisper) are imported inside the ha
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
@@ -542,8 +544,17 @@ def _system_option(item: str) -> tuple[str, str]:
     return name.strip(), spec.strip()
 
 
+def _quiet_libraries() -> None:
+    """Our progress bars say what is happening; the libraries' own weight-loading bars and deprecation
+    notices (about their internals, not the user's input) would bury them. Set the variables to override."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status so tests can call it in-process."""
+    _quiet_libraries()
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of calling sys.exit.
         code = app(args=argv, standalone_mode=False)
