@@ -80,15 +80,14 @@ def speech(voice: str, text: str, glossary, cache: Path) -> Path:
 def company_sets(company: Company, work: Path):
     """(glossary, training clips, test clips, everyday clips) as LabeledClips, speech made on first use."""
     from whisper_adapt.audio import decode_audio, write_wav
-    from whisper_adapt.demo import read_lines
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.labeled import LabeledClip
-    from whisper_adapt.synthcorpus import augment
+    from whisper_adapt.synthcorpus import augment, read_sentences
 
     glossary = load_glossary(company.folder / "glossary.txt")
     cache = work / "speech"
     train = []
-    for index, sentence in enumerate(read_lines(company.folder / "train.txt")):
+    for index, sentence in enumerate(read_sentences(company.folder / "train.txt")):
         for voice in (company.train_voices[index % 3], company.train_voices[(index + 1) % 3]):
             clean = speech(voice, sentence, glossary, cache)
             noisy = work / company.name / "train" / clean.name
@@ -101,7 +100,7 @@ def company_sets(company: Company, work: Path):
     held_out = {}
     for name, source in (("test", "test.txt"), ("everyday", "everyday.txt")):
         held_out[name] = [LabeledClip(f"{name}-{voice}-{i}", speech(voice, s, glossary, cache), s, speaker=voice)
-                          for voice in company.test_voices for i, s in enumerate(read_lines(company.folder / source))]
+                          for voice in company.test_voices for i, s in enumerate(read_sentences(company.folder / source))]
     return glossary, train, held_out["test"], held_out["everyday"]
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, load_glossary
+from whisper_adapt.synthcorpus import read_sentences
 
 TRAIN_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune")
 TEST_VOICE = "jf_tebukuro"  # in no training sentence, not in the meeting, not in the packaged general set
@@ -74,7 +75,7 @@ def demo_file(name: str) -> Path:
 
 def training_sentences(share: float = 1.0) -> list[tuple[str, str]]:
     """(sentence, voice) of the training speech: voices cycled over the file's sentences, then `share` taken."""
-    sentences = read_lines(demo_file("train.txt"))
+    sentences = read_sentences(demo_file("train.txt"))
     return take_share([(s, TRAIN_VOICES[i % len(TRAIN_VOICES)]) for i, s in enumerate(sentences)], share)
 
 
@@ -83,7 +84,7 @@ def demo_utterances() -> list[tuple[str, str]]:
     said = [(voice, sentence) for sentence, voice in training_sentences()]
     said += [(line.voice, line.text) for line in read_meeting(demo_file("meeting.txt"))]
     for source in ("test.txt", "everyday.txt"):
-        said += [(TEST_VOICE, sentence) for sentence in read_lines(demo_file(source))]
+        said += [(TEST_VOICE, sentence) for sentence in read_sentences(demo_file(source))]
     return said
 
 
@@ -97,12 +98,6 @@ def speech_bank() -> dict[tuple[str, str], Path]:
         return {}
     clips, _ = read_audiofolder(root)
     return {(clip.speaker, clip.text): clip.audio_path for clip in clips}
-
-
-def read_lines(path: Path) -> list[str]:
-    from whisper_adapt.synthcorpus import read_sentences
-
-    return read_sentences(path)
 
 
 def read_meeting(path: Path) -> list[Line]:
@@ -274,7 +269,7 @@ def make_speech(out: Path, glossary: Glossary, options: DemoOptions, progress: D
         write_wav(meeting, audio)
         script.write_text(json.dumps(spans, ensure_ascii=False, indent=1), encoding="utf-8")
     for name, source in (("test", "test.txt"), ("general", "everyday.txt")):
-        _speak_set(out / "eval" / name, read_lines(demo_file(source)), glossary, bank, progress)
+        _speak_set(out / "eval" / name, read_sentences(demo_file(source)), glossary, bank, progress)
     return meeting, json.loads(script.read_text(encoding="utf-8"))
 
 
