@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -164,6 +165,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
         saved = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
         if saved.get("settings") != settings:
             data = assemble(train, glossary, assemble_options)
+            shutil.rmtree(out, ignore_errors=True)  # an interrupted run of other settings
             start = time.perf_counter()
             result = train_adapter(model_spec, data, out, options, glossary)
             row = {"recipe": name, "train_s": time.perf_counter() - start, "kept_epoch": result.chosen_epoch,

@@ -104,6 +104,9 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
 
     if not data.train:
         raise WhisperAdaptError("no training clips (reviewed clips holding glossary terms, plus replay)")
+    if not resume and any((out_dir / "checkpoints").glob("epoch-*")):
+        raise WhisperAdaptError("holds checkpoints of an earlier run: add --resume to continue it, or train into "
+                                "another --out", out_dir)
     accelerator = Accelerator(
         # Without a GPU, accelerate only joins a torchrun/`accelerate launch` group (gloo) when told it is on CPU.
         cpu=not torch.cuda.is_available(),
