@@ -52,16 +52,19 @@ def companies() -> dict[str, Company]:
     }
 
 
-# name → (TrainOptions overrides, MethodOptions overrides, replay share). "default" is the CLI's default.
-RECIPES: dict[str, tuple[dict, dict, float | None]] = {
-    "default": ({}, {}, None),
-    "no-replay": ({}, {}, 0.0),
-    "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2}, {}, 0.0),
-    "lr-1e-4": ({"lr": 1e-4}, {}, None),
-    "lr-1e-3": ({"lr": 1e-3}, {}, None),
-    "xattn-2-layers": ({}, {"layers": (-1, -2)}, None),
-    "lora-decoder": ({"method": "lora", "lr": 1e-3}, {"layers": "all"}, None),
-    "whole-decoder": ({"method": "decoder", "lr": 1e-4}, {}, None),
+# name → (TrainOptions, MethodOptions and AssembleOptions overrides). "default" is the CLI's default.
+RECIPES: dict[str, tuple[dict, dict, dict]] = {
+    "default": ({}, {}, {}),
+    "no-distill": ({"distill": 0.0}, {}, {}),
+    "no-sound-alike": ({}, {}, {"sound_alike_share": 0.0}),
+    "replay-0.3": ({}, {}, {"replay_share": 0.3}),
+    "no-replay": ({}, {}, {"replay_share": 0.0}),
+    "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0}, {}, {"replay_share": 0.0}),
+    "lr-1e-4": ({"lr": 1e-4}, {}, {}),
+    "lr-1e-3": ({"lr": 1e-3}, {}, {}),
+    "xattn-2-layers": ({}, {"layers": (-1, -2)}, {}),
+    "lora-decoder": ({"method": "lora", "lr": 1e-3}, {"layers": "all"}, {}),
+    "whole-decoder": ({"method": "decoder", "lr": 1e-4}, {}, {}),
 }
 
 
@@ -109,11 +112,13 @@ def recipe_options(name: str, model):
     from whisper_adapt.train.methods import MethodOptions
     from whisper_adapt.train.trainer import TrainOptions
 
-    train_overrides, method_overrides, replay = RECIPES[name]
+    from whisper_adapt.train.assemble import AssembleOptions
+
+    train_overrides, method_overrides, assemble_overrides = RECIPES[name]
     if method_overrides.get("layers") == "all":
         method_overrides = {"layers": tuple(range(-model.config.decoder_layers, 0))}
     options = replace(TrainOptions(**train_overrides), method_options=MethodOptions(**method_overrides))
-    return options, replay
+    return options, AssembleOptions(**assemble_overrides)
 
 
 def decode_set(model, clips, tokenizer, prompt) -> list:
@@ -135,9 +140,9 @@ def scores(decoded, clips, everyday_decoded, everyday, baseline_everyday, glossa
     hyps = [d.text for d in decoded]
     everyday_refs = [c.text for c in everyday]
     everyday_hyps = [d.text for d in everyday_decoded]
-    delta, low, high = paired_bootstrap(everyday_refs, baseline_everyday, everyday_hyps)
-    return {"term_recall": term_scores(refs, hyps, glossary).recall, "test_cer": pooled_cer(refs, hyps),
-            "everyday_cer": pooled_cer(everyday_refs, everyday_hyps), "everyday_delta": delta,
+    delta, low, high = paired_bootstrap(everyday_refs, baseline_everyday, everyday_hyps, numerals=True)
+    return {"term_recall": term_scores(refs, hyps, glossary).recall, "test_cer": pooled_cer(refs, hyps, numerals=True),
+            "everyday_cer": pooled_cer(everyday_refs, everyday_hyps, numerals=True), "everyday_delta": delta,
             "everyday_ci": [low, high], "loops": sum(d.loops for d in decoded + everyday_decoded)}
 
 
@@ -146,7 +151,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train import data as train_data
     from whisper_adapt.train.adapter import load_adapted_model
-    from whisper_adapt.train.assemble import AssembleOptions, assemble
+    from whisper_adapt.train.assemble import assemble
     from whisper_adapt.train.trainer import train_adapter
 
     glossary, train, test, everyday = company_sets(company, work)
@@ -158,13 +163,13 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     rows = [{"recipe": "unadapted", **scores(base_test, test, base_everyday, everyday, baseline, glossary)}]
     print(_row(company.name, rows[-1]), flush=True)
     for name in recipes:
-        options, replay = recipe_options(name, base)
-        assemble_options = AssembleOptions() if replay is None else AssembleOptions(replay_share=replay)
+        options, assemble_options = recipe_options(name, base)
         out = work / company.name / "runs" / name
-        settings = json.loads(json.dumps({"options": asdict(options), "assemble": asdict(assemble_options)}))
+        data = assemble(train, glossary, assemble_options)
+        settings = json.loads(json.dumps({"options": asdict(options), "data": data.description,
+                                          "scored_on": sorted((c.clip_id, c.text) for c in test + everyday)}))
         saved = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
         if saved.get("settings") != settings:
-            data = assemble(train, glossary, assemble_options)
             shutil.rmtree(out, ignore_errors=True)  # an interrupted run of other settings
             start = time.perf_counter()
             result = train_adapter(model_spec, data, out, options, glossary)

@@ -79,6 +79,19 @@ def synth_wav(speech_dir):
     return synth
 
 
+# Eight short sentences in two voices, four "recordings": the training tests' clips.
+TINY_SENTENCES = ("上期の売上を報告します。", "下期の計画を説明します。", "田中部長が来ます。", "ミライ計画を始めます。",
+                  "会議を始めましょう。", "資料を共有します。", "来週また話しましょう。", "ありがとうございました。")
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(synth_wav):
+    from whisper_adapt.labeled import LabeledClip
+
+    return [LabeledClip(f"c{i}", synth_wav(text, ("jf_alpha", "jm_kumo")[i % 2]), text, recording=f"r{i % 4}")
+            for i, text in enumerate(TINY_SENTENCES)]
+
+
 # A meeting for the corpus tests: glossary terms (上期, 下期, ミライ計画, 田中部長), five voices, pauses of
 # 0.5–2.5 s, and a stretch of murmur (three voices over each other) that no one could transcribe.
 MEETING_LINES = (

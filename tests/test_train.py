@@ -17,9 +17,6 @@ from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_
 from whisper_adapt.train.scoring import choose_epoch
 from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
 
-SENTENCES = ("上期の売上を報告します。", "下期の計画を説明します。", "田中部長が来ます。", "ミライ計画を始めます。",
-             "会議を始めましょう。", "資料を共有します。", "来週また話しましょう。", "ありがとうございました。")
-
 # Which parameters each method may change (on the tiny model, layer -1 is decoder layer 1).
 EXPECTED = {
     "xattn": lambda n: n.startswith("model.decoder.layers.1.encoder_attn.") and "q_proj" not in n,
@@ -28,12 +25,6 @@ EXPECTED = {
     "decoder": lambda n: n.startswith("model.decoder.") or n == "proj_out.weight",
     "full": lambda n: True,
 }
-
-
-@pytest.fixture(scope="session")
-def tiny_clips(synth_wav) -> list[LabeledClip]:
-    return [LabeledClip(f"c{i}", synth_wav(text, ("jf_alpha", "jm_kumo")[i % 2]), text, recording=f"r{i % 4}")
-            for i, text in enumerate(SENTENCES)]
 
 
 @pytest.fixture(scope="session")
@@ -223,6 +214,18 @@ def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper
     assert (tmp_path / "run" / "adapter" / "adapter.json").exists()  # the earlier run is untouched
 
 
+def test_distillation_is_on_by_default_and_the_cli_turns_it_off(tiny_clips, tiny_whisper_dir, tmp_path):
+    from whisper_adapt.labeled import write_audiofolder
+
+    data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
+    for name, extra in (("default", ()), ("off", ("--distill", "0"))):
+        subprocess.run(_train_cli(data, tmp_path / name, tiny_whisper_dir, *extra), check=True, capture_output=True)
+    options = {name: read_adapter_info(tmp_path / name / "adapter").training["options"] for name in ("default", "off")}
+    assert options["default"]["distill"] == 1.0 and options["off"]["distill"] == 0.0
+    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 4
+    assert not (tmp_path / "off" / "teacher").exists()
+
+
 def test_resume_refuses_other_options(tiny_clips, tiny_whisper_dir, tmp_path):
     from whisper_adapt.labeled import write_audiofolder
 
@@ -318,12 +321,12 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
     texts = [f"上期の報告{i}です。" if i % 3 else f"品保の確認{i}です。" for i in range(40)] + ["今日は晴れです。"] * 5
     clips = _clips(tmp_path, texts, [f"r{i % 8}" for i in range(45)])
     data = assemble(clips, glossary, AssembleOptions(replay_share=0.3, validation_share=0.25))
-    own = [c for c in data.train if c in clips[:40]]
-    replayed = [c for c in data.train if c not in own]
+    own, replayed = data.train, data.replay
     assert all("上期" in c.text or "品保" in c.text for c in own + data.validation)
     assert {c.recording for c in own}.isdisjoint({c.recording for c in data.validation}) and data.validation
     assert len(replayed) == round(len(own) * 0.3 / 0.7)
-    assert not {c.clip_id for c in data.general} & {c.clip_id for c in data.train}
+    assert all(c not in clips[:40] for c in replayed) and len(data.general) == 40
+    assert not {c.clip_id for c in data.general} & {c.clip_id for c in own + replayed}
     source = data.description["replay_source"]
     packaged = {c.clip_id for c in shipped_general_set()}
     assert source["packaged"] == sum(c.clip_id in packaged for c in replayed)

@@ -252,7 +252,8 @@ def train(
     warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps [default 2].")] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
-    replay_share: Annotated[float, typer.Option(help="Share of the training set that is replayed general speech (limits forgetting).")] = 0.3,
+    replay_share: Annotated[float, typer.Option(help="Share of the training set that is replayed general speech (limits forgetting).")] = 0.5,
+    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off [default 1].")] = None,
     general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for replay and the forgetting check [default: your term-free clips + the packaged set].")] = None,
     validation_share: Annotated[float, typer.Option(help="Share of your clips held out (whole recordings) to score each epoch.")] = 0.15,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
@@ -272,7 +273,8 @@ def train(
 
     if preset is not None and preset not in PRESETS:
         raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
-    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                 distill=distill)
     settings = {**PRESETS.get(preset or "", {}), **{k: v for k, v in given.items() if v is not None}}
     options = TrainOptions(method=method, method_options=MethodOptions(_layers(layers), lora_rank, lora_alpha),
                            grad_accum=grad_accum, forgetting_budget=forgetting_budget,
@@ -377,13 +379,14 @@ def _layers(text: str) -> tuple[int, ...]:
 
 
 def _train_callback(progress):
+    from whisper_adapt.train.trainer import CACHE_STAGES
+
     tasks: dict[str, int] = {}
 
     def update(kind: str, payload: dict) -> None:
-        if kind in ("cache", "prefix"):
+        if kind in CACHE_STAGES:
             if kind not in tasks:
-                label = "encoding clips" if kind == "cache" else "caching frozen decoder layers"
-                tasks[kind] = progress.add_task(label, total=payload["total"])
+                tasks[kind] = progress.add_task(CACHE_STAGES[kind], total=payload["total"])
             progress.update(tasks[kind], completed=payload["done"])
         elif kind == "step":
             name = f"epoch {payload['epoch']}"

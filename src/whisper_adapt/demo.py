@@ -338,15 +338,14 @@ def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: De
     """The default recipe on the reviewed clips; None when no epoch was worth keeping (said in the table)."""
     from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions, assemble
-    from whisper_adapt.train.trainer import TrainOptions, train_adapter
+    from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions, train_adapter
 
     data = assemble(load_labeled_set(out / "corpus"), glossary, AssembleOptions(seed=options.seed))
     settings = TrainOptions(seed=options.seed, **({"epochs": options.epochs} if options.epochs else {}))
 
     def on_event(kind: str, payload: dict) -> None:
-        if kind in ("cache", "prefix"):
-            progress("train: encoding clips" if kind == "cache" else "train: caching frozen layers",
-                     payload["done"], payload["total"])
+        if kind in CACHE_STAGES:
+            progress(f"train: {CACHE_STAGES[kind]}", payload["done"], payload["total"])
         elif kind == "step":
             progress(f"train: epoch {payload['epoch']}/{settings.epochs}", payload["step"], payload["steps"])
         elif kind == "epoch":

@@ -35,6 +35,7 @@ class Example:
     labels: tuple[int, ...]
     encoder_file: Path | None  # None when the encoder trains too (method "full")
     prefix_file: Path | None = None  # the frozen decoder layers' output (train/prefix.py), when cached
+    teacher_file: Path | None = None  # the unadapted model's top-k predictions (train/distill.py)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,10 @@ class ExampleDataset(torch.utils.data.Dataset):
                                                                     self.n_mels))
         if example.prefix_file is not None:
             item["decoder_prefix"] = torch.from_numpy(np.load(example.prefix_file))
+        if example.teacher_file is not None:
+            with np.load(example.teacher_file) as teacher:
+                item["teacher_ids"] = torch.from_numpy(teacher["ids"]).long()
+                item["teacher_log_probs"] = torch.from_numpy(teacher["log_probs"].astype(np.float32))
         return item
 
 
@@ -181,8 +186,26 @@ def collate(items: list[dict], pad_id: int) -> dict:
         for row, item in enumerate(items):
             prefix[row, : len(item["decoder_prefix"])] = item["decoder_prefix"]
         batch["decoder_prefix"] = prefix
+    with_teacher = [item for item in items if "teacher_ids" in item]
+    if with_teacher:
+        batch |= _collate_teacher(items, length, with_teacher[0]["teacher_ids"].shape[-1])
     if "encoder_hidden" in items[0]:
         batch["encoder_outputs"] = (torch.stack([item["encoder_hidden"] for item in items]).float(),)
     else:
         batch["input_features"] = torch.stack([item["input_features"] for item in items])
     return batch
+
+
+def _collate_teacher(items: list[dict], length: int, top_k: int) -> dict:
+    """The batch's teacher predictions padded to `length`; the mask marks the target positions where the
+    teacher's most likely token is the reference token."""
+    ids = torch.zeros(len(items), length, top_k, dtype=torch.long)
+    log_probs = torch.zeros(len(items), length, top_k)
+    mask = torch.zeros(len(items), length, dtype=torch.bool)
+    for row, item in enumerate(items):
+        if "teacher_ids" in item:
+            size = len(item["teacher_ids"])
+            ids[row, :size] = item["teacher_ids"]
+            log_probs[row, :size] = item["teacher_log_probs"]
+            mask[row, :size] = torch.tensor(item["labels"]) == item["teacher_ids"][:, 0]
+    return {"teacher_ids": ids, "teacher_log_probs": log_probs, "teacher_mask": mask}
