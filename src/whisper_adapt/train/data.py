@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +169,18 @@ class ExampleDataset(torch.utils.data.Dataset):
                 item["teacher_ids"] = torch.from_numpy(teacher["ids"]).long()
                 item["teacher_log_probs"] = torch.from_numpy(teacher["log_probs"].astype(np.float32))
         return item
+
+
+def model_batches(examples: Sequence[Example], n_mels: int, pad_id: int, device,
+                  batch_size: int = 8) -> Iterator[tuple[range, dict]]:
+    """(positions in `examples`, model inputs on `device`) batch by batch, for computing caches: no labels,
+    and no cached teacher or prefix."""
+    dataset = ExampleDataset([replace(e, teacher_file=None, prefix_file=None) for e in examples], n_mels)
+    for start in range(0, len(examples), batch_size):
+        indexes = range(start, min(start + batch_size, len(examples)))
+        batch = collate([dataset[i] for i in indexes], pad_id)
+        batch.pop("labels")
+        yield indexes, {k: (v.to(device) if torch.is_tensor(v) else (v[0].to(device),)) for k, v in batch.items()}
 
 
 def collate(items: list[dict], pad_id: int) -> dict:

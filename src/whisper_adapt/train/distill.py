@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from whisper_adapt.train.data import Example, ExampleDataset, collate
+from whisper_adapt.train.data import Example, model_batches
 
 TOP_K = 16
 
@@ -34,14 +34,8 @@ def fill_teacher_cache(model, examples: Sequence[Example], n_mels: int, pad_id: 
                        on_progress: Callable[[int], None] | None = None) -> None:
     """Write each example's teacher file: the model's top-k next tokens (int32) and their log-probabilities
     (float16) at every target position. Files belong to the run and are rewritten on every start."""
-    device = next(model.parameters()).device
-    dataset = ExampleDataset([replace(e, teacher_file=None, prefix_file=None) for e in examples], n_mels)
     model.eval()
-    for start in range(0, len(examples), batch_size):
-        indexes = range(start, min(start + batch_size, len(examples)))
-        batch = collate([dataset[i] for i in indexes], pad_id)
-        batch.pop("labels")
-        batch = {k: (v.to(device) if torch.is_tensor(v) else (v[0].to(device),)) for k, v in batch.items()}
+    for indexes, batch in model_batches(examples, n_mels, pad_id, next(model.parameters()).device, batch_size):
         log_probs = torch.log_softmax(model(**batch).logits.float(), dim=-1)
         top = log_probs.topk(TOP_K, dim=-1)
         for row, index in enumerate(indexes):

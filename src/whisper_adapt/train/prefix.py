@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from whisper_adapt.train.data import Example, ExampleDataset, collate
+from whisper_adapt.train.data import Example, model_batches
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
@@ -67,14 +67,8 @@ def fill_prefix_cache(model, examples: Sequence[Example], depth: int, directory:
     """Write, for each example, the hidden state entering decoder layer `depth` (float32 .npy); the files are
     the run's own (they depend on its target tokens and on any stacked adapter), rewritten on every start."""
     directory.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    dataset = ExampleDataset(examples, n_mels)
     model.eval()
-    for start in range(0, len(examples), batch_size):
-        indexes = range(start, min(start + batch_size, len(examples)))
-        batch = collate([dataset[i] for i in indexes], pad_id)
-        batch.pop("labels")
-        batch = {k: (v.to(device) if torch.is_tensor(v) else (v[0].to(device),)) for k, v in batch.items()}
+    for indexes, batch in model_batches(examples, n_mels, pad_id, next(model.parameters()).device, batch_size):
         hidden = _input_of_layer(model, depth, batch)
         for row, index in enumerate(indexes):
             length = len(examples[index].decoder_input_ids)
