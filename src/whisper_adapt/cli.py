@@ -253,6 +253,7 @@ def train(
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
     replay_share: Annotated[float, typer.Option(help="Share of the training set that is replayed general speech (limits forgetting).")] = 0.5,
+    sound_alike_share: Annotated[float, typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random.")] = 0.0,
     distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off [default 1].")] = None,
     general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for replay and the forgetting check [default: your term-free clips + the packaged set].")] = None,
     validation_share: Annotated[float, typer.Option(help="Share of your clips held out (whole recordings) to score each epoch.")] = 0.15,
@@ -281,7 +282,8 @@ def train(
                            timestamp_share=timestamp_share, seed=seed, language=language, **settings)
     terms = load_glossary(glossary) if glossary else None
     data = assemble(load_labeled_set(corpus), terms,
-                    AssembleOptions(not all_clips, replay_share, validation_share, seed=seed),
+                    AssembleOptions(not all_clips, replay_share, validation_share, sound_alike_share=sound_alike_share,
+                                    seed=seed),
                     load_labeled_set(general) if general else None)
     console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed, "
                   f"validating on {len(data.validation)} + {len(data.general)} general")
