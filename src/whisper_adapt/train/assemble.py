@@ -31,7 +31,7 @@ from whisper_adapt.train.trainer import TrainData
 class AssembleOptions:
     terms_only: bool = True
     # Share of the training set that is replayed general speech. 0.5, not 0.3: with self-distillation,
-    # ホシミ精機's everyday CER change went from +2.1 points (0.3) to -0.2 (0.6) (bench/recipes.py).
+    # ホシミ精機's everyday CER change went from +2.1 points (0.3) to -0.3 (0.5) (bench/recipes.py).
     replay_share: float = 0.5
     validation_share: float = 0.15  # of the organization's recordings (at least one when there are two)
     # General clips held out to measure forgetting: 40 clips hold ~700 characters, so the 0.5-point budget

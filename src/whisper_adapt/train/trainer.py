@@ -68,7 +68,7 @@ class TrainOptions:
     cache_prefix: bool = True
     # Weight of self-distillation (train/distill.py): at every target position where the unadapted model
     # already predicts the reference token, keep its distribution. 0 turns it off. On ホシミ精機 it cut the
-    # general-validation CER rise of the kept epochs from +2.5–4 points to about 0 (bench/recipes.py).
+    # general-validation CER rise of the trained epochs from +1.5–4.3 points to +0.4–1.0 (bench/recipes.py).
     distill: float = 1.0
 
     def __post_init__(self) -> None:
