@@ -122,6 +122,26 @@ def test_16k_mono_wav_decodes_to_its_exact_samples(tmp_path):
     assert np.abs(audio - planes[0]).max() <= 1 / 32768
 
 
+def test_wav_with_a_shift_jis_tag_decodes(tmp_path):
+    # Recorders sold in Japan write their tags in Shift-JIS: a title that is not UTF-8 must not make the
+    # recording unreadable, whichever PyAV decodes it.
+    samples = (0.4 * np.sin(2 * np.pi * TONE_HZ * np.arange(SAMPLE_RATE) / SAMPLE_RATE) * 32767).astype("<i2")
+    title = "定例会議".encode("cp932") + b"\x00\x00"  # NUL-terminated, padded to an even size
+    info = b"INFO" + b"INAM" + len(title).to_bytes(4, "little") + title
+    fmt = (1).to_bytes(2, "little") * 2 + SAMPLE_RATE.to_bytes(4, "little") + (2 * SAMPLE_RATE).to_bytes(4, "little")
+    fmt += (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    chunks = [(b"fmt ", fmt), (b"LIST", info), (b"data", samples.tobytes())]
+    body = b"WAVE" + b"".join(tag + len(data).to_bytes(4, "little") + data for tag, data in chunks)
+    path = tmp_path / "会議.wav"
+    path.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
+
+    decoded = decode_audio(path)
+
+    assert len(decoded) == SAMPLE_RATE
+    assert np.max(np.abs(decoded)) == pytest.approx(0.4, abs=0.01)
+    assert audio_duration_s(path) == pytest.approx(1.0)
+
+
 def test_stream_that_changes_rate_and_layout_midway_decodes_whole(tmp_path):
     # Raw AAC (ADTS) files joined end to end: the decoder switches from 44.1 kHz mono to 22.05 kHz stereo.
     first = _encode(tmp_path / "part1.aac", _tone(1.0, 44100, 1), 44100, "aac", fmt="adts")

@@ -25,6 +25,10 @@ from whisper_adapt.errors import AudioError
 
 SAMPLE_RATE = 16000
 
+# Recorders sold in Japan often write Shift-JIS tags. Before PyAV 19 a tag that is not UTF-8 made av.open
+# fail unless told to replace it; 19 always decodes tags leniently and no longer takes the option.
+_OPEN_OPTIONS = {"metadata_errors": "replace"} if int(av.__version__.split(".")[0]) < 19 else {}
+
 # decode_audio collects these chunks; their size only bounds the transient copy made while assembling
 _DECODE_CHUNK_S = 30.0
 
@@ -123,8 +127,7 @@ def _open_container(path: str | Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise AudioError("file is empty (0 bytes)", path)
     try:
-        # Recorders sold in Japan often write Shift-JIS tags; a bad tag must not make the audio unreadable.
-        return av.open(str(path), metadata_errors="replace")
+        return av.open(str(path), **_OPEN_OPTIONS)
     except av.error.FFmpegError as e:
         raise AudioError(f"cannot be read as audio or video; damaged, cut off or not a media file ({e.strerror})", path) from e
 
