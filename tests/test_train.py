@@ -214,14 +214,17 @@ def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper
     assert (tmp_path / "run" / "adapter" / "adapter.json").exists()  # the earlier run is untouched
 
 
-def test_distillation_is_on_by_default_and_the_cli_turns_it_off(tiny_clips, tiny_whisper_dir, tmp_path):
+def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clips, tiny_whisper_dir, tmp_path):
     from whisper_adapt.labeled import write_audiofolder
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
-    for name, extra in (("default", ()), ("off", ("--distill", "0"))):
+    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25")}  # the later --replay-share wins
+    for name, extra in runs.items():
         subprocess.run(_train_cli(data, tmp_path / name, tiny_whisper_dir, *extra), check=True, capture_output=True)
-    options = {name: read_adapter_info(tmp_path / name / "adapter").training["options"] for name in ("default", "off")}
-    assert options["default"]["distill"] == 1.0 and options["off"]["distill"] == 0.0
+    training = {name: read_adapter_info(tmp_path / name / "adapter").training for name in runs}
+    assert training["default"]["options"]["distill"] == 1.0 and training["off"]["options"]["distill"] == 0.0
+    assert training["default"]["data"]["general_clips"] == 40  # AssembleOptions' default, not a CLI copy of it
+    assert (training["default"]["data"]["replay_share"], training["off"]["data"]["replay_share"]) == (0.0, 0.25)
     assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 4
     assert not (tmp_path / "off" / "teacher").exists()
 
@@ -313,6 +316,22 @@ def _clips(tmp_path, texts: list[str], recordings: list[str]) -> list[LabeledCli
     return clips
 
 
+def test_general_speech_held_out_is_distinct_sentences_never_replayed_in_any_voice(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+
+    glossary = parse_glossary("上期\n")
+    (tmp_path / "own").mkdir()
+    (tmp_path / "general").mkdir()
+    clips = _clips(tmp_path / "own", [f"上期の報告{i}です。" for i in range(20)], [f"r{i}" for i in range(20)])
+    sentences = [f"今日は{i}時に帰ります。" for i in range(30)]
+    general = _clips(tmp_path / "general", [s for s in sentences for _ in range(3)], ["g"] * 90)  # 3 voices each
+    data = assemble(clips, glossary, AssembleOptions(general_validation=10, replay_share=0.5), general=general)
+    held = [c.text for c in data.general]
+    assert len(held) == len(set(held)) == 10
+    assert data.replay and not set(held) & {c.text for c in data.replay}
+
+
 def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_speech(tmp_path):
     from whisper_adapt.glossary import parse_glossary
     from whisper_adapt.train.assemble import AssembleOptions, assemble, shipped_general_set
@@ -333,3 +352,4 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
     assert source["own_term_free"] + source["packaged"] == len(replayed)
     with pytest.raises(Exception, match="no reviewed clip holds a glossary term"):
         assemble(clips[40:], glossary)
+

@@ -89,9 +89,11 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     shipped = [] if general is not None else shipped_general_set()
     pool = list(general) if general is not None else term_free + shipped
     rng.shuffle(pool)
-    general_held = pool[: options.general_validation]
+    general_held = _one_clip_per_sentence(pool)[: options.general_validation]
+    held_texts = {c.text for c in general_held}
     wanted = round(len(train) * options.replay_share / (1 - options.replay_share))
-    replay = _draw_replay(pool[options.general_validation :], wanted, glossary, options.sound_alike_share)
+    # A held-out sentence is replayed in no voice: the guard must measure sentences the model never trained on.
+    replay = _draw_replay([c for c in pool if c.text not in held_texts], wanted, glossary, options.sound_alike_share)
     description = {
         "train_clips": len(train), "replay_clips": len(replay), "validation_clips": len(validation),
         "general_clips": len(general_held), "terms_only": options.terms_only,
@@ -101,6 +103,14 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
         "glossary_sha256": _glossary_hash(glossary),
     }
     return TrainData(train, validation, general_held, description, replay=replay)
+
+
+def _one_clip_per_sentence(pool: Sequence[LabeledClip]) -> list[LabeledClip]:
+    """The first clip of each sentence, in the pool's order: held-out clips should be distinct sentences."""
+    first_of_sentence: dict[str, LabeledClip] = {}
+    for clip in pool:
+        first_of_sentence.setdefault(clip.text, clip)
+    return list(first_of_sentence.values())
 
 
 def _draw_replay(candidates: Sequence[LabeledClip], wanted: int, glossary: Glossary | None,
