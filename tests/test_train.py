@@ -353,3 +353,12 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
     with pytest.raises(Exception, match="no reviewed clip holds a glossary term"):
         assemble(clips[40:], glossary)
 
+
+def test_train_help_states_the_defaults_of_options_left_unset():
+    # Options without a literal default (so one dataclass holds the value) state it in their help text.
+    shown = subprocess.run([sys.executable, "-m", "whisper_adapt", "train", "--help"], capture_output=True,
+                           text=True, env={"COLUMNS": "120", "PATH": ""}, check=True).stdout
+    flat = " ".join(line.strip("│ ") for line in shown.splitlines())
+    for option, default in (("--epochs", "10"), ("--lr", "3e-4"), ("--replay-share", "0.5"), ("--distill", "1")):
+        own_help = flat.split(f"{option} ", 1)[1].split(" --", 1)[0]
+        assert f"(default {default})" in " ".join(own_help.split()), own_help

@@ -244,19 +244,19 @@ def train(
     method: Annotated[str, typer.Option(help="xattn (cross-attention k/v/out of chosen layers), lora, decoder or full.")] = "xattn",
     layers: Annotated[str, typer.Option(help="Decoder layers to adapt, negative from the end: '-1' is the last, '-1,-2' the last two.")] = "-1",
     preset: Annotated[Optional[str], typer.Option(help="'original': the published recipe (lr 5e-4, batch 2, 10 epochs, warmup 2), for comparison.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs [default 10].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step [default 8].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).")] = None,
     grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) [default 3e-4].")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay [default 0.01].")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps [default 2].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) (default 3e-4).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).")] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
-    replay_share: Annotated[float, typer.Option(help="Share of the training set that is replayed general speech (limits forgetting).")] = 0.5,
-    sound_alike_share: Annotated[float, typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random.")] = 0.0,
-    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off [default 1].")] = None,
-    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for replay and the forgetting check [default: your term-free clips + the packaged set].")] = None,
-    validation_share: Annotated[float, typer.Option(help="Share of your clips held out (whole recordings) to score each epoch.")] = 0.15,
+    replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).")] = None,
+    sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
+    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
+    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for replay and the forgetting check (default: your term-free clips + the packaged set).")] = None,
+    validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
     forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch may cost to be kept (0.005 = 0.5 points).")] = 0.005,
     timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
@@ -281,9 +281,10 @@ def train(
                            grad_accum=grad_accum, forgetting_budget=forgetting_budget,
                            timestamp_share=timestamp_share, seed=seed, language=language, **settings)
     terms = load_glossary(glossary) if glossary else None
+    shares = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share)
     data = assemble(load_labeled_set(corpus), terms,
-                    AssembleOptions(not all_clips, replay_share, validation_share, sound_alike_share=sound_alike_share,
-                                    seed=seed),
+                    AssembleOptions(terms_only=not all_clips, seed=seed,
+                                    **{k: v for k, v in shares.items() if v is not None}),
                     load_labeled_set(general) if general else None)
     console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed, "
                   f"validating on {len(data.validation)} + {len(data.general)} general")
@@ -508,7 +509,7 @@ def eval_(
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for everything the demo makes (speech, corpus, adapter, model, report, minutes).")] = Path("whisper-adapt-demo"),
     model: ModelOpt = "base",
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: train's default].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: train's default).")] = None,
     share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the meeting's pauses, the augmentation and training.")] = 0,
 ) -> None:
