@@ -7,6 +7,7 @@ loops, so one looping clip can neither hang an epoch nor dominate its score.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,15 @@ def suppressed_ids(model, prompt: Prompt) -> list[int]:
 
 
 @torch.no_grad()
+def _cache_keyword() -> str:
+    """The name transformers gives the decoder's KV cache: `cache` in recent 5.x, `past_key_values` before (that
+    name is deprecated and goes in 5.40). Read off the class, so PEFT or DDP wrappers around it do not matter."""
+    from transformers import WhisperForConditionalGeneration
+
+    return "cache" if "cache" in inspect.signature(WhisperForConditionalGeneration.forward).parameters \
+        else "past_key_values"
+
+
 def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], prompt: Prompt,
                   tokenizer, guards: GuardOptions = GuardOptions()) -> list[Decoded]:
     """Decode a batch of encoder outputs [batch, frames, d_model] greedily with a KV cache."""
@@ -51,11 +61,12 @@ def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], pro
     generated = [[] for _ in range(batch)]
     done = [False] * batch
     past = None
+    keyword = _cache_keyword()
     encoder_outputs = (hidden,)
     step_input = tokens
     for step in range(limit):
-        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input, past_key_values=past, use_cache=True)
-        past = out.past_key_values
+        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input, use_cache=True, **{keyword: past})
+        past = getattr(out, keyword)
         logits = out.logits[:, -1, :].float()
         logits[:, suppress] = -torch.inf
         if step == 0 and len(begin_suppress):
