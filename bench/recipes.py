@@ -56,7 +56,10 @@ def companies() -> dict[str, Company]:
 RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
     "no-distill": ({"distill": 0.0}, {}, {}),
+    "distill-3": ({"distill": 3.0}, {}, {}),
     "sound-alike-0.5": ({}, {}, {"sound_alike_share": 0.5}),
+    "seed-1": ({"seed": 1}, {}, {"seed": 1}),
+    "seed-2": ({"seed": 2}, {}, {"seed": 2}),
     "replay-0.3": ({}, {}, {"replay_share": 0.3}),
     "no-replay": ({}, {}, {"replay_share": 0.0}),
     "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0}, {}, {"replay_share": 0.0}),
