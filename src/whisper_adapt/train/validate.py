@@ -7,6 +7,7 @@ loops, so one looping clip can neither hang an epoch nor dominate its score.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,16 +38,17 @@ def suppressed_ids(model, prompt: Prompt) -> list[int]:
     return sorted(set(model.generation_config.suppress_tokens or []) | set(special))
 
 
-@torch.no_grad()
+@functools.cache
 def _cache_keyword() -> str:
     """The name transformers gives the decoder's KV cache: `cache` in recent 5.x, `past_key_values` before (that
     name is deprecated and goes in 5.40). Read off the class, so PEFT or DDP wrappers around it do not matter."""
     from transformers import WhisperForConditionalGeneration
 
-    return "cache" if "cache" in inspect.signature(WhisperForConditionalGeneration.forward).parameters \
-        else "past_key_values"
+    taken = inspect.signature(WhisperForConditionalGeneration.forward).parameters
+    return "cache" if "cache" in taken else "past_key_values"
 
 
+@torch.no_grad()
 def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], prompt: Prompt,
                   tokenizer, guards: GuardOptions = GuardOptions()) -> list[Decoded]:
     """Decode a batch of encoder outputs [batch, frames, d_model] greedily with a KV cache."""
