@@ -1,14 +1,17 @@
 """Training cost, side by side in one run: our default (xattn on the last layer, encoder outputs and the
-frozen decoder layers cached), the same without the decoder cache, and the original recipe (whole decoder trained, encoder recomputed every step, batch 2, lr 5e-4).
+frozen decoder layers cached), the same without the decoder cache, decoder LoRA (rank 8, every layer) and
+the original recipe (whole decoder trained, encoder recomputed every step, batch 2, lr 5e-4).
 
-Both train on the same clips (the packaged general set, so the benchmark needs no data of yours) for the
-same number of epochs; the figure that matters is the cost of an epoch from the second one on, when our
-cache is full. Also prints the adapter size against a full checkpoint and the peak RAM of the process; on a
-GPU, each run's peak GPU memory. `--random-size large-v3` trains a randomly initialised model of that size
-instead (same memory and time per step as the real weights, which cannot be downloaded here), and
-`--gpu-memory-gb 12` caps what PyTorch may allocate, as a 12 GB card would: a run that does not fit says so.
+All train on the same clips (the packaged general set, so the benchmark needs no data of yours) for the
+same number of epochs, and decode further held-out clips after every epoch as `train` does; the figure that
+matters is the cost of an epoch's training steps from the second epoch on, when our cache is full. Also
+prints the adapter size against a full checkpoint and the peak RAM of the process; on a GPU, each run's
+peak GPU memory. `--random-size large-v3` trains a randomly initialised model of that size instead (same
+memory and time per step as the real weights, which cannot be downloaded here), and `--gpu-memory-gb 12`
+caps what PyTorch may allocate, as a 12 GB card would: a run that does not fit says so.
 
-    python bench/train_cost.py [--model base | --random-size large-v3] [--clips 16] [--epochs 2] [--gpu-memory-gb G]
+    python bench/train_cost.py [--model base | --random-size large-v3] [--clips 16] [--general-clips 8]
+                               [--epochs 2] [--gpu-memory-gb G]
 """
 
 from __future__ import annotations
@@ -39,16 +42,15 @@ def random_model(size: str, template: Path, out: Path) -> Path:
 
     from whisper_adapt.convert import load_tokenizer, save_hf_model
 
-    base = template
     d_model, encoder_layers, decoder_layers, heads, mels = SIZES[size]
-    config = WhisperConfig.from_pretrained(base)
+    config = WhisperConfig.from_pretrained(template)
     config.update(dict(d_model=d_model, encoder_layers=encoder_layers, decoder_layers=decoder_layers,
                        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d_model,
                        decoder_ffn_dim=4 * d_model, num_mel_bins=mels))
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # initialising 1.5 B weights on 2 cores is slow
         model = WhisperForConditionalGeneration(config)
-    model.generation_config = GenerationConfig.from_pretrained(base)
-    save_hf_model(model.cpu(), load_tokenizer(base), mels, out)
+    model.generation_config = GenerationConfig.from_pretrained(template)
+    save_hf_model(model.cpu(), load_tokenizer(template), mels, out)
     return out
 
 
@@ -60,16 +62,19 @@ def gpu_peaks() -> str:
     return f"{torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, {torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
 
 
-def timed_run(model: str, clips, options, out: Path) -> tuple[list[float] | None, Path | None, str]:
-    """Seconds of each epoch's training steps (validation excluded), the adapter written and the peak GPU
-    memory; seconds None when the run did not fit the GPU memory allowed."""
-    from whisper_adapt.train.trainer import TrainData, train_adapter
+def timed_run(model: str, data, options, out: Path) -> tuple[list[float] | None, Path | None, str]:
+    """Seconds of each epoch's training steps (its validation excluded), the adapter written and the peak GPU
+    memory (validation included); seconds None when the run did not fit the GPU memory allowed."""
+    from whisper_adapt.train.trainer import train_adapter
 
-    last_step: dict[int, float] = {}
+    steps_done: dict[int, float] = {}
+    validated: dict[int, float] = {}
 
     def on_event(kind: str, payload: dict) -> None:
         if kind == "step":
-            last_step[payload["epoch"]] = time.perf_counter()
+            steps_done[payload["epoch"]] = time.perf_counter()
+        elif kind == "epoch":
+            validated[payload["epoch"]] = time.perf_counter()
 
     if torch.cuda.is_available():
         gc.collect()
@@ -77,11 +82,11 @@ def timed_run(model: str, clips, options, out: Path) -> tuple[list[float] | None
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     try:
-        result = train_adapter(model, TrainData(clips), out, options, on_event=on_event)
-    except torch.OutOfMemoryError:
+        result = train_adapter(model, data, out, options, on_event=on_event)
+    except torch.cuda.OutOfMemoryError:
         return None, None, "out of GPU memory; " + gpu_peaks()
-    # Epoch 1 also pays for filling the cache: count it from the start of the run.
-    seconds = [last_step[e] - (start if e == 1 else last_step[e - 1]) for e in sorted(last_step)]
+    # Epoch 1 also pays for filling the caches and scoring the unadapted model: count it from the start.
+    seconds = [steps_done[e] - (start if e == 1 else validated[e - 1]) for e in sorted(steps_done)]
     return seconds, result.adapter_dir, gpu_peaks()
 
 
@@ -91,6 +96,8 @@ def main() -> None:
                         "model directory (or base) whose tokenizer the random weights use")
     parser.add_argument("--random-size", choices=sorted(SIZES), help="train random weights of this size instead")
     parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--general-clips", type=int, default=8,
+                        help="further clips held out and decoded after every epoch, as train's forgetting check is")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--gpu-memory-gb", type=float, help="cap on GPU memory PyTorch may allocate (GB, 1e9 bytes)")
     args = parser.parse_args()
@@ -100,12 +107,13 @@ def main() -> None:
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train.assemble import shipped_general_set
     from whisper_adapt.train.methods import MethodOptions
-    from whisper_adapt.train.trainer import PRESETS, TrainOptions
+    from whisper_adapt.train.trainer import PRESETS, TrainData, TrainOptions
 
     if args.gpu_memory_gb and torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, args.gpu_memory_gb * 1e9 / total))
-    clips = shipped_general_set()[: args.clips]
+    clips = shipped_general_set()[: args.clips + args.general_clips]
+    data = TrainData(clips[: args.clips], general=clips[args.clips :])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         # A cold encoder cache of its own (the user's cache is left alone): our first epoch pays for
@@ -126,18 +134,21 @@ def main() -> None:
                                      **{**PRESETS["original"], "epochs": args.epochs}),
         }
         for name, options in runs.items():
-            results[name] = timed_run(model, clips, options, Path(tmp) / name.replace(" ", "-").replace(",", ""))
+            results[name] = timed_run(model, data, options, Path(tmp) / name.replace(" ", "-").replace(",", ""))
         adapter = results["xattn, both caches"][1]
         adapter_mb = sum(p.stat().st_size for p in adapter.iterdir()) / 1e6 if adapter else float("nan")
         model_mb = sum(p.stat().st_size for p in resolve_model(model, "hf").glob("*.safetensors")) / 1e6
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
-    cap = f", GPU memory capped at {args.gpu_memory_gb:g} GB" if args.gpu_memory_gb else ""
-    print(f"{len(clips)} clips, {args.epochs} epochs, model {args.random_size or args.model}, {device}{cap}")
+    capped = args.gpu_memory_gb and torch.cuda.is_available()
+    cap = f", GPU memory capped at {args.gpu_memory_gb:g} GB" if capped else ""
+    print(f"{args.clips} clips (+ {args.general_clips} decoded after each epoch), {args.epochs} epochs, "
+          f"model {args.random_size or args.model}, {device}{cap}")
     print("(epoch 1 of the first run also fills the encoder cache the second run reuses)")
     print(f"{'epoch':>5} " + " ".join(f"{name + ' s':>21}" for name in runs) + f" {'original / ours':>16}")
     for epoch in range(1, args.epochs + 1):
         cells = [seconds[epoch - 1] if seconds else None for seconds, _, _ in results.values()]
-        ratio = f"{cells[-1] / cells[0]:15.1f}x" if None not in (cells[0], cells[-1]) else f"{'-':>16}"
+        ours, original = (results[name][0] for name in ("xattn, both caches", "original"))
+        ratio = f"{original[epoch - 1] / ours[epoch - 1]:15.1f}x" if ours and original else f"{'-':>16}"
         print(f"{epoch:>5} " + " ".join(f"{c:21.2f}" if c is not None else f"{'did not fit':>21}" for c in cells)
               + f" {ratio}")
     for name, (_, _, peaks) in results.items():
