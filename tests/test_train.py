@@ -216,16 +216,20 @@ def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper
 
 def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clips, tiny_whisper_dir, tmp_path):
     from whisper_adapt.labeled import write_audiofolder
+    from whisper_adapt.train.assemble import AssembleOptions
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
-    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25")}  # the later --replay-share wins
+    bare = [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data), "--model", str(tiny_whisper_dir),
+            "--epochs", "1", "--batch-size", "4", "--validation-share", "0"]
+    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25")}
     for name, extra in runs.items():
-        subprocess.run(_train_cli(data, tmp_path / name, tiny_whisper_dir, *extra), check=True, capture_output=True)
+        subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True)
     training = {name: read_adapter_info(tmp_path / name / "adapter").training for name in runs}
     assert training["default"]["options"]["distill"] == 1.0 and training["off"]["options"]["distill"] == 0.0
-    assert training["default"]["data"]["general_clips"] == 40  # AssembleOptions' default, not a CLI copy of it
-    assert (training["default"]["data"]["replay_share"], training["off"]["data"]["replay_share"]) == (0.0, 0.25)
-    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 4
+    # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
+    assert training["default"]["data"]["replay_share"] == AssembleOptions().replay_share
+    assert training["default"]["data"]["replay_clips"] == 4 and training["off"]["data"]["replay_share"] == 0.25
+    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 8  # 4 clips + 4 replayed
     assert not (tmp_path / "off" / "teacher").exists()
 
 
@@ -307,12 +311,12 @@ def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, tmp_pa
     assert finished.stderr.count("kept epoch") == 2 and finished.stderr.count("epoch 1 loss") <= 2
 
 
-def _clips(tmp_path, texts: list[str], recordings: list[str]) -> list[LabeledClip]:
+def _clips(tmp_path, texts: list[str], recordings: list[str], prefix: str = "c") -> list[LabeledClip]:
     clips = []
     for index, (text, recording) in enumerate(zip(texts, recordings)):
-        path = tmp_path / f"c{index}.wav"
+        path = tmp_path / f"{prefix}{index}.wav"
         path.write_bytes(b"x" * (index + 1))
-        clips.append(LabeledClip(f"c{index}", path, text, recording=recording))
+        clips.append(LabeledClip(f"{prefix}{index}", path, text, recording=recording))
     return clips
 
 
@@ -321,15 +325,27 @@ def test_general_speech_held_out_is_distinct_sentences_never_replayed_in_any_voi
     from whisper_adapt.train.assemble import AssembleOptions, assemble
 
     glossary = parse_glossary("上期\n")
-    (tmp_path / "own").mkdir()
-    (tmp_path / "general").mkdir()
-    clips = _clips(tmp_path / "own", [f"上期の報告{i}です。" for i in range(20)], [f"r{i}" for i in range(20)])
+    clips = _clips(tmp_path, [f"上期の報告{i}です。" for i in range(20)], [f"r{i}" for i in range(20)])
     sentences = [f"今日は{i}時に帰ります。" for i in range(30)]
-    general = _clips(tmp_path / "general", [s for s in sentences for _ in range(3)], ["g"] * 90)  # 3 voices each
+    general = _clips(tmp_path, [s for s in sentences for _ in range(3)], ["g"] * 90, prefix="g")  # 3 voices each
     data = assemble(clips, glossary, AssembleOptions(general_validation=10, replay_share=0.5), general=general)
     held = [c.text for c in data.general]
     assert len(held) == len(set(held)) == 10
     assert data.replay and not set(held) & {c.text for c in data.replay}
+    # A general set of few sentences keeps half of them for replay.
+    small = assemble(clips, glossary, AssembleOptions(general_validation=40), general=general)
+    assert len(small.general) == 15 and small.replay
+
+
+def test_with_all_clips_term_free_clips_are_trained_not_held_out_as_general_speech(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+
+    texts = [f"上期の報告{i}です。" for i in range(20)] + [f"明日は{i}時に帰ります。" for i in range(20)]
+    clips = _clips(tmp_path, texts, [f"r{i}" for i in range(40)])
+    data = assemble(clips, parse_glossary("上期\n"), AssembleOptions(terms_only=False, validation_share=0.1))
+    own = {c.clip_id for c in data.train + data.validation}
+    assert len(own) == 40 and not own & {c.clip_id for c in data.general + data.replay}
 
 
 def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_speech(tmp_path):
@@ -355,13 +371,21 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
 
 
 def test_train_help_states_the_defaults_of_options_left_unset():
-    # Options without a literal default (so one dataclass holds the value) state it in their help text.
+    import re
+
+    from whisper_adapt.train.assemble import AssembleOptions
+
+    # Options without a literal default (the dataclasses hold the value) state it in their help text.
     shown = subprocess.run([sys.executable, "-m", "whisper_adapt", "train", "--help"], capture_output=True,
                            text=True, env={"COLUMNS": "120", "PATH": ""}, check=True).stdout
     flat = " ".join(line.strip("│ ") for line in shown.splitlines())
-    for option, default in (("--epochs", "10"), ("--lr", "3e-4"), ("--replay-share", "0.5"), ("--distill", "1")):
-        own_help = flat.split(f"{option} ", 1)[1].split(" --", 1)[0]
-        assert f"(default {default})" in " ".join(own_help.split()), own_help
+    defaults = {"--epochs": TrainOptions().epochs, "--lr": TrainOptions().lr, "--distill": TrainOptions().distill,
+                "--replay-share": AssembleOptions().replay_share,
+                "--validation-share": AssembleOptions().validation_share}
+    for option, default in defaults.items():
+        own_help = " ".join(flat.split(f"{option} ", 1)[1].split(" --", 1)[0].split())
+        stated = re.search(r"\(default ([^)]+)\)", own_help)
+        assert stated and float(stated[1]) == default, own_help
 
 
 def test_validation_decoding_keeps_no_graph_and_uses_no_deprecated_arguments(tiny_whisper_dir):

@@ -87,9 +87,13 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
         organization = [replace(c, recording=c.clip_id) for c in organization]
     train, validation = split_by_recording(organization, options.validation_share, rng)
     shipped = [] if general is not None else shipped_general_set()
-    pool = list(general) if general is not None else term_free + shipped
+    # With --all-clips the term-free clips are trained on: they cannot also be general speech.
+    own_general = term_free if options.terms_only else []
+    pool = list(general) if general is not None else own_general + shipped
     rng.shuffle(pool)
-    general_held = _one_clip_per_sentence(pool)[: options.general_validation]
+    sentences = _one_clip_per_sentence(pool)
+    # A small general set keeps half its sentences for replay rather than giving them all to the check.
+    general_held = sentences[: min(options.general_validation, len(sentences) // 2)]
     held_texts = {c.text for c in general_held}
     wanted = round(len(train) * options.replay_share / (1 - options.replay_share))
     # A held-out sentence is replayed in no voice: the guard must measure sentences the model never trained on.
