@@ -145,9 +145,9 @@ def main() -> None:
           f"model {args.random_size or args.model}, {device}{cap}")
     print("(epoch 1 of the first run also fills the encoder cache the second run reuses)")
     print(f"{'epoch':>5} " + " ".join(f"{name + ' s':>21}" for name in runs) + f" {'original / ours':>16}")
+    ours, original = (results[name][0] for name in ("xattn, both caches", "original"))
     for epoch in range(1, args.epochs + 1):
         cells = [seconds[epoch - 1] if seconds else None for seconds, _, _ in results.values()]
-        ours, original = (results[name][0] for name in ("xattn, both caches", "original"))
         ratio = f"{original[epoch - 1] / ours[epoch - 1]:15.1f}x" if ours and original else f"{'-':>16}"
         print(f"{epoch:>5} " + " ".join(f"{c:21.2f}" if c is not None else f"{'did not fit':>21}" for c in cells)
               + f" {ratio}")
