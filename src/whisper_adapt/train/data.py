@@ -8,10 +8,10 @@ cache: the encoder is most of Whisper's compute.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 
 from whisper_adapt.audio import audio_duration_s, decode_audio
 from whisper_adapt.errors import WhisperAdaptError
-from whisper_adapt.files import file_sha256
+from whisper_adapt.files import file_sha256, write_atomically
 from whisper_adapt.features import clip_features
 from whisper_adapt.labeled import LabeledClip
 
@@ -109,16 +109,10 @@ def fill_encoder_cache(
         with torch.no_grad():
             hidden = model.model.encoder(torch.from_numpy(features).to(device)).last_hidden_state
         for clip, states in zip(batch, hidden.to(torch.float16).cpu().numpy()):
-            _save_atomically(files[clip.clip_id], states)
+            write_atomically(files[clip.clip_id], partial(np.save, arr=states))
         if on_progress:
             on_progress(len(batch))
     return files
-
-
-def _save_atomically(path: Path, array: np.ndarray) -> None:
-    temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(temp, array)
-    os.replace(temp, path)
 
 
 def build_examples(

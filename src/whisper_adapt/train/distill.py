@@ -11,14 +11,15 @@ terms) keep their probabilities.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from whisper_adapt.files import write_atomically
 from whisper_adapt.train.data import Example, model_batches
 
 TOP_K = 16
@@ -42,10 +43,8 @@ def fill_teacher_cache(model, examples: Sequence[Example], n_mels: int, pad_id: 
             length = len(examples[index].decoder_input_ids)
             path = examples[index].teacher_file
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(temp, ids=top.indices[row, :length].cpu().numpy().astype(np.int32),
-                     log_probs=top.values[row, :length].cpu().numpy().astype(np.float16))
-            os.replace(temp, path)
+            write_atomically(path, partial(np.savez, ids=top.indices[row, :length].cpu().numpy().astype(np.int32),
+                                           log_probs=top.values[row, :length].cpu().numpy().astype(np.float16)))
         if on_progress:
             on_progress(len(indexes))
 

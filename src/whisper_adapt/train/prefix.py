@@ -14,14 +14,15 @@ cached.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from whisper_adapt.files import write_atomically
 from whisper_adapt.train.data import Example, model_batches
 
 
@@ -73,9 +74,7 @@ def fill_prefix_cache(model, examples: Sequence[Example], depth: int, directory:
         for row, index in enumerate(indexes):
             length = len(examples[index].decoder_input_ids)
             path = _prefix_file(directory, index)
-            temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(temp, hidden[row, :length].float().cpu().numpy())
-            os.replace(temp, path)
+            write_atomically(path, partial(np.save, arr=hidden[row, :length].float().cpu().numpy()))
         if on_progress:
             on_progress(len(indexes))
 
