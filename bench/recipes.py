@@ -2,7 +2,9 @@
 
 Each company has its own glossary, sentence style and voices (data/demo of the package: ホシミ精機, a
 machinery maker; bench/data/clinic: すずかけ記念病院, a hospital ward). Per company:
-- training: every training sentence in two of three voices (about 90 clips), as `synth` would make them;
+- training: every training sentence in two of three voices (about 90 clips), as `synth` would make them,
+  and 30 sentences of the company's own talk that hold no term, likewise (what a user's reviewed clips
+  without a term are: replayed before the packaged general set);
 - test: held-out sentences full of terms, in two voices heard nowhere in training;
 - everyday: held-out glossary-free sentences in the same two unseen voices — what must not be forgotten.
 Every recipe trains with `train_adapter` (its own epoch choice and forgetting budget included, exactly as the
@@ -36,9 +38,10 @@ ROOT = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class Company:
     name: str
-    folder: Path
+    folder: Path  # glossary.txt, train.txt, test.txt, everyday.txt
     train_voices: tuple[str, str, str]
     test_voices: tuple[str, str]
+    more: Path  # train_general.txt (the company's term-free talk) and, where folder is elsewhere, everyday.txt
 
 
 def companies() -> dict[str, Company]:
@@ -46,15 +49,16 @@ def companies() -> dict[str, Company]:
 
     return {
         "demo": Company("demo", demo_file("glossary.txt").parent, ("jf_alpha", "jm_kumo", "jf_gongitsune"),
-                        ("jf_tebukuro", "jf_nezumi")),
+                        ("jf_tebukuro", "jf_nezumi"), ROOT / "data" / "demo"),
         "clinic": Company("clinic", ROOT / "data" / "clinic", ("jf_nezumi", "jf_tebukuro", "jm_kumo"),
-                          ("jf_alpha", "jf_gongitsune")),
+                          ("jf_alpha", "jf_gongitsune"), ROOT / "data" / "clinic"),
     }
 
 
 # name → (TrainOptions, MethodOptions and AssembleOptions overrides). "default" is the CLI's default.
 RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
+    "packaged-general": ({}, {}, {}),  # the company's term-free talk left out: all replay from the package
     "no-distill": ({"distill": 0.0}, {}, {}),
     "distill-3": ({"distill": 3.0}, {}, {}),
     "sound-alike-0.5": ({}, {}, {"sound_alike_share": 0.5}),
@@ -94,20 +98,23 @@ def company_sets(company: Company, work: Path):
     glossary = load_glossary(company.folder / "glossary.txt")
     cache = work / "speech"
     train = []
-    for index, sentence in enumerate(read_sentences(company.folder / "train.txt")):
-        for voice in (company.train_voices[index % 3], company.train_voices[(index + 1) % 3]):
-            clean = speech(voice, sentence, glossary, cache)
-            noisy = work / company.name / "train" / clean.name
-            if not noisy.exists():
-                noisy.parent.mkdir(parents=True, exist_ok=True)
-                rng = np.random.default_rng(int(hashlib.sha256(noisy.name.encode()).hexdigest()[:12], 16))
-                write_wav(noisy, augment(decode_audio(clean), rng))
-            # Both voices of a sentence share a "recording", so validation holds out whole sentences.
-            train.append(LabeledClip(noisy.stem, noisy, sentence, recording=f"s{index}", speaker=voice))
+    for kind, source in (("s", company.folder / "train.txt"), ("f", company.more / "train_general.txt")):
+        for index, sentence in enumerate(read_sentences(source)):
+            for voice in (company.train_voices[index % 3], company.train_voices[(index + 1) % 3]):
+                clean = speech(voice, sentence, glossary, cache)
+                noisy = work / company.name / "train" / clean.name
+                if not noisy.exists():
+                    noisy.parent.mkdir(parents=True, exist_ok=True)
+                    rng = np.random.default_rng(int(hashlib.sha256(noisy.name.encode()).hexdigest()[:12], 16))
+                    write_wav(noisy, augment(decode_audio(clean), rng))
+                # Both voices of a sentence share a "recording", so validation holds out whole sentences.
+                train.append(LabeledClip(noisy.stem, noisy, sentence, recording=f"{kind}{index}", speaker=voice))
+    everyday = [company.folder / "everyday.txt"] + ([company.more / "everyday.txt"] if company.more != company.folder else [])
     held_out = {}
-    for name, source in (("test", "test.txt"), ("everyday", "everyday.txt")):
+    for name, sources in (("test", [company.folder / "test.txt"]), ("everyday", everyday)):
+        sentences = [s for source in sources for s in read_sentences(source)]
         held_out[name] = [LabeledClip(f"{name}-{voice}-{i}", speech(voice, s, glossary, cache), s, speaker=voice)
-                          for voice in company.test_voices for i, s in enumerate(read_sentences(company.folder / source))]
+                          for voice in company.test_voices for i, s in enumerate(sentences)]
     return glossary, train, held_out["test"], held_out["everyday"]
 
 
@@ -154,7 +161,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train import data as train_data
     from whisper_adapt.train.adapter import load_adapted_model
-    from whisper_adapt.train.assemble import assemble
+    from whisper_adapt.train.assemble import assemble, has_term
     from whisper_adapt.train.trainer import train_adapter
 
     glossary, train, test, everyday = company_sets(company, work)
@@ -168,7 +175,8 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     for name in recipes:
         options, assemble_options = recipe_options(name, base)
         out = work / company.name / "runs" / name
-        data = assemble(train, glossary, assemble_options)
+        clips = train if name != "packaged-general" else [c for c in train if has_term(c, glossary)]
+        data = assemble(clips, glossary, assemble_options)
         settings = json.loads(json.dumps({"options": asdict(options), "data": data.description,
                                           "scored_on": sorted((c.clip_id, c.text) for c in test + everyday)}))
         saved = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
