@@ -90,8 +90,8 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     train, validation = split_by_recording(organization, options.validation_share, rng)
     top_up = list(general) if general is not None else shipped_general_set()
     general_held, rest = _hold_out_sentences(top_up, options.general_validation, rng)
-    # With --all-clips the term-free clips are trained on: they cannot also be general speech.
     held_texts = {c.text for c in general_held}
+    # With --all-clips the term-free clips are trained on: they cannot also be general speech.
     own_general = [c for c in term_free if c.text not in held_texts] if options.terms_only else []
     # Own clips are drawn as often as packaged ones, not first: replaying mostly the organization's own talk
     # (its speakers, its topics) protected everyday speech less (the hospital ward of bench/recipes.py:
