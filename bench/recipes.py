@@ -59,6 +59,7 @@ def companies() -> dict[str, Company]:
 RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
     "packaged-general": ({}, {}, {}),  # the company's term-free talk left out: all replay from the package
+    "packaged-general-seed-1": ({"seed": 1}, {}, {"seed": 1}),
     "no-distill": ({"distill": 0.0}, {}, {}),
     "distill-3": ({"distill": 3.0}, {}, {}),
     "sound-alike-0.5": ({}, {}, {"sound_alike_share": 0.5}),
@@ -175,7 +176,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     for name in recipes:
         options, assemble_options = recipe_options(name, base)
         out = work / company.name / "runs" / name
-        clips = train if name != "packaged-general" else [c for c in train if has_term(c, glossary)]
+        clips = [c for c in train if has_term(c, glossary)] if name.startswith("packaged-general") else train
         data = assemble(clips, glossary, assemble_options)
         settings = json.loads(json.dumps({"options": asdict(options), "data": data.description,
                                           "scored_on": sorted((c.clip_id, c.text) for c in test + everyday)}))
