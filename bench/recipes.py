@@ -4,7 +4,7 @@ Each company has its own glossary, sentence style and voices (data/demo of the p
 machinery maker; bench/data/clinic: すずかけ記念病院, a hospital ward). Per company:
 - training: every training sentence in two of three voices (about 90 clips), as `synth` would make them,
   and 30 sentences of the company's own talk that hold no term, likewise (what a user's reviewed clips
-  without a term are: replayed before the packaged general set);
+  without a term are: replayed alongside the packaged general set);
 - test: held-out sentences full of terms, in two voices heard nowhere in training;
 - everyday: held-out glossary-free sentences in the same two unseen voices — what must not be forgotten.
 Every recipe trains with `train_adapter` (its own epoch choice and forgetting budget included, exactly as the

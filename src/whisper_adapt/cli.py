@@ -255,7 +255,7 @@ def train(
     replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).")] = None,
     sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
     distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
-    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and to top up the replay, which takes your reviewed clips without a term first (default: the packaged set).")] = None,
+    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay, where your reviewed clips without a term are drawn alongside it (default: the packaged set).")] = None,
     validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
     forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch may cost to be kept (0.005 = 0.5 points).")] = 0.005,

@@ -88,8 +88,8 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
         # One recording (or a set without recording names, e.g. synthesized clips): clips are the units.
         organization = [replace(c, recording=c.clip_id) for c in organization]
     train, validation = split_by_recording(organization, options.validation_share, rng)
-    top_up = list(general) if general is not None else shipped_general_set()
-    general_held, rest = _hold_out_sentences(top_up, options.general_validation, rng)
+    general_set = list(general) if general is not None else shipped_general_set()
+    general_held, rest = _hold_out_sentences(general_set, options.general_validation, rng)
     held_texts = {c.text for c in general_held}
     # With --all-clips the term-free clips are trained on: they cannot also be general speech.
     own_general = [c for c in term_free if c.text not in held_texts] if options.terms_only else []
