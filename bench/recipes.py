@@ -4,7 +4,7 @@ Each company has its own glossary, sentence style and voices (data/demo of the p
 machinery maker; bench/data/clinic: すずかけ記念病院, a hospital ward). Per company:
 - training: every training sentence in two of three voices (about 90 clips), as `synth` would make them,
   and 30 sentences of the company's own talk that hold no term, likewise (what a user's reviewed clips
-  without a term are: replayed alongside the packaged general set);
+  without a term are: left out by default, replayed alongside the packaged general set with --replay-own);
 - test: held-out sentences full of terms, in two voices heard nowhere in training;
 - everyday: held-out glossary-free sentences in the same two unseen voices — what must not be forgotten.
 Every recipe trains with `train_adapter` (its own epoch choice and forgetting budget included, exactly as the
@@ -58,13 +58,14 @@ def companies() -> dict[str, Company]:
 # name → (TrainOptions, MethodOptions and AssembleOptions overrides). "default" is the CLI's default.
 RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
-    "packaged-general": ({}, {}, {}),  # the company's term-free talk left out: all replay from the package
-    "packaged-general-seed-1": ({"seed": 1}, {}, {"seed": 1}),
+    "seed-1": ({"seed": 1}, {}, {"seed": 1}),
+    "seed-2": ({"seed": 2}, {}, {"seed": 2}),
+    "own-replay": ({}, {}, {"replay_own": True}),  # the company's term-free talk replayed too (--replay-own)
+    "own-replay-seed-1": ({"seed": 1}, {}, {"replay_own": True, "seed": 1}),
+    "own-replay-seed-2": ({"seed": 2}, {}, {"replay_own": True, "seed": 2}),
     "no-distill": ({"distill": 0.0}, {}, {}),
     "distill-3": ({"distill": 3.0}, {}, {}),
     "sound-alike-0.5": ({}, {}, {"sound_alike_share": 0.5}),
-    "seed-1": ({"seed": 1}, {}, {"seed": 1}),
-    "seed-2": ({"seed": 2}, {}, {"seed": 2}),
     "replay-0.3": ({}, {}, {"replay_share": 0.3}),
     "no-replay": ({}, {}, {"replay_share": 0.0}),
     "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0}, {}, {"replay_share": 0.0}),
@@ -162,7 +163,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train import data as train_data
     from whisper_adapt.train.adapter import load_adapted_model
-    from whisper_adapt.train.assemble import assemble, has_term
+    from whisper_adapt.train.assemble import assemble
     from whisper_adapt.train.trainer import train_adapter
 
     glossary, train, test, everyday = company_sets(company, work)
@@ -176,8 +177,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     for name in recipes:
         options, assemble_options = recipe_options(name, base)
         out = work / company.name / "runs" / name
-        clips = [c for c in train if has_term(c, glossary)] if name.startswith("packaged-general") else train
-        data = assemble(clips, glossary, assemble_options)
+        data = assemble(train, glossary, assemble_options)
         settings = json.loads(json.dumps({"options": asdict(options), "data": data.description,
                                           "scored_on": sorted((c.clip_id, c.text) for c in test + everyday)}))
         saved = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}

@@ -221,7 +221,7 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
     bare = [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data), "--model", str(tiny_whisper_dir),
             "--epochs", "1", "--batch-size", "4", "--validation-share", "0"]
-    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25")}
+    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25", "--replay-own")}
     for name, extra in runs.items():
         subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True)
     training = {name: read_adapter_info(tmp_path / name / "adapter").training for name in runs}
@@ -229,6 +229,7 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
     assert training["default"]["data"]["replay_share"] == AssembleOptions().replay_share
     assert training["default"]["data"]["replay_clips"] == 4 and training["off"]["data"]["replay_share"] == 0.25
+    assert training["off"]["data"]["replay_own"] and not training["default"]["data"]["replay_own"]
     assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 8  # 4 clips + 4 replayed
     assert not (tmp_path / "off" / "teacher").exists()
 
@@ -337,6 +338,21 @@ def test_general_speech_held_out_is_distinct_sentences_never_replayed_in_any_voi
     assert len(small.general) == 15 and small.replay
 
 
+def test_own_term_free_speech_is_replayed_only_when_asked(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+
+    own_sentences = [f"明日の会議は{i}時からです。" for i in range(30)]
+    clips = _clips(tmp_path, [f"上期の報告{i}です。" for i in range(100)] + own_sentences, [f"r{i}" for i in range(130)])
+    default = assemble(clips, parse_glossary("上期\n"))
+    term_clips_only = assemble(clips[:100], parse_glossary("上期\n"))
+    assert not {c.text for c in default.replay} & set(own_sentences)
+    assert [c.clip_id for c in default.replay] == [c.clip_id for c in term_clips_only.replay]
+    assert default.description["replay_source"]["own_term_free"] == 0 and not default.description["replay_own"]
+    asked = assemble(clips, parse_glossary("上期\n"), AssembleOptions(replay_own=True))
+    assert {c.text for c in asked.replay} & set(own_sentences) and asked.description["replay_own"]
+
+
 def test_own_term_free_speech_is_replayed_among_the_packaged_set_which_alone_is_the_check(tmp_path):
     from whisper_adapt.glossary import parse_glossary
     from whisper_adapt.train.assemble import AssembleOptions, assemble, shipped_general_set
@@ -344,7 +360,8 @@ def test_own_term_free_speech_is_replayed_among_the_packaged_set_which_alone_is_
     own_sentences = [f"明日の会議は{i}時からです。" for i in range(30)]
     texts = [f"上期の報告{i}です。" for i in range(100)] + own_sentences
     clips = _clips(tmp_path, texts, [f"r{i}" for i in range(130)])
-    data = assemble(clips, parse_glossary("上期\n"), AssembleOptions(replay_share=0.5, general_validation=40))
+    data = assemble(clips, parse_glossary("上期\n"),
+                    AssembleOptions(replay_share=0.5, general_validation=40, replay_own=True))
     # The user's clips share the training's speakers, so they would flatter the check: it is the packaged set.
     assert len(data.general) == 40 and {c.text for c in data.general} <= {c.text for c in shipped_general_set()}
     assert not {c.text for c in data.general} & {c.text for c in data.replay}

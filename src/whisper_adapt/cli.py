@@ -255,7 +255,8 @@ def train(
     replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).")] = None,
     sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
     distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
-    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay, where your reviewed clips without a term are drawn alongside it (default: the packaged set).")] = None,
+    general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay (default: the packaged set).")] = None,
+    replay_own: Annotated[bool, typer.Option("--replay-own", help="Also replay your reviewed clips that hold no term, drawn alongside the general speech (on the benchmark this protected everyday speech less, so it is off by default).")] = False,
     validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
     forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch may cost to be kept (0.005 = 0.5 points).")] = 0.005,
@@ -283,7 +284,7 @@ def train(
     terms = load_glossary(glossary) if glossary else None
     shares = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share)
     data = assemble(load_labeled_set(corpus), terms,
-                    AssembleOptions(terms_only=not all_clips, seed=seed,
+                    AssembleOptions(terms_only=not all_clips, replay_own=replay_own, seed=seed,
                                     **{k: v for k, v in shares.items() if v is not None}),
                     load_labeled_set(general) if general else None)
     console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed, "

@@ -8,7 +8,8 @@
   set shipped with the package (or --general), not from the user's clips: those share the training's
   speakers and rooms, so they get easier as the model adapts to them and hide what it forgets (on the
   benchmark's hospital ward, a check drawn from them fell 3.3 points while everyday speech rose 1.2).
-Replay is drawn at random from the user's own reviewed clips without a glossary term and the rest of that set.
+Replay is drawn at random from the rest of that set; with `replay_own`, the user's reviewed clips without a
+glossary term are drawn alongside it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class AssembleOptions:
     # is drawn at random. Off by default: on both benchmark companies 0.5 did no better than random replay
     # (bench/recipes.py, recipe sound-alike-0.5).
     sound_alike_share: float = 0.0
+    # Also replay the user's reviewed clips that hold no term. Off by default: on both benchmark companies
+    # they protected everyday speech less than the general set alone (bench/recipes.py, own-replay*: the
+    # hospital ward +1.3 points over three seeds against +0.9, ホシミ精機 +2.0 against +0.8): they teach the
+    # organization's voices and topics, not everyday Japanese.
+    replay_own: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -92,10 +98,11 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     general_held, rest = _hold_out_sentences(general_set, options.general_validation, rng)
     held_texts = {c.text for c in general_held}
     # With --all-clips the term-free clips are trained on: they cannot also be general speech.
-    own_general = [c for c in term_free if c.text not in held_texts] if options.terms_only else []
-    # Own clips are drawn as often as packaged ones, not first: replaying mostly the organization's own talk
-    # (its speakers, its topics) protected everyday speech less (the hospital ward of bench/recipes.py:
-    # everyday +1.7 points, and with another seed no epoch within budget, against +0.5 with packaged replay).
+    replay_own = options.replay_own and options.terms_only
+    own_general = [c for c in term_free if c.text not in held_texts] if replay_own else []
+    # Own clips are drawn as often as general ones, not first: replaying mostly the organization's own talk
+    # protected everyday speech still less (the hospital ward of bench/recipes.py: everyday +1.7 points, and
+    # with another seed no epoch within budget).
     candidates = list(rest)
     for clip in own_general:  # random places rather than a reshuffle: with no own clips the draw is unchanged
         candidates.insert(rng.randrange(len(candidates) + 1), clip)
@@ -106,7 +113,7 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     description = {
         "train_clips": len(train), "replay_clips": len(replay), "validation_clips": len(validation),
         "general_clips": len(general_held), "terms_only": options.terms_only,
-        "replay_share": options.replay_share,
+        "replay_share": options.replay_share, "replay_own": replay_own,
         "replay_source": {"own_term_free": own_replayed,
                           "general_set" if general is not None else "packaged": len(replay) - own_replayed},
         "sound_alike_share": options.sound_alike_share,
