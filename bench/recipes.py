@@ -67,6 +67,7 @@ RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "distill-3": ({"distill": 3.0}, {}, {}),
     "sound-alike-0.5": ({}, {}, {"sound_alike_share": 0.5}),
     "replay-0.3": ({}, {}, {"replay_share": 0.3}),
+    "replay-0.67": ({}, {}, {"replay_share": 2 / 3}),
     "no-replay": ({}, {}, {"replay_share": 0.0}),
     "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0}, {}, {"replay_share": 0.0}),
     "lr-1e-4": ({"lr": 1e-4}, {}, {}),
