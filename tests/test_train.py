@@ -338,12 +338,18 @@ def test_general_speech_held_out_is_distinct_sentences_never_replayed_in_any_voi
     assert len(small.general) == 15 and small.replay
 
 
+def _term_and_own_talk_clips(tmp_path) -> tuple[list[LabeledClip], list[str]]:
+    """100 clips holding 上期 and 30 of the organization's own talk without a term, each its own recording."""
+    own_sentences = [f"明日の会議は{i}時からです。" for i in range(30)]
+    texts = [f"上期の報告{i}です。" for i in range(100)] + own_sentences
+    return _clips(tmp_path, texts, [f"r{i}" for i in range(130)]), own_sentences
+
+
 def test_own_term_free_speech_is_replayed_only_when_asked(tmp_path):
     from whisper_adapt.glossary import parse_glossary
     from whisper_adapt.train.assemble import AssembleOptions, assemble
 
-    own_sentences = [f"明日の会議は{i}時からです。" for i in range(30)]
-    clips = _clips(tmp_path, [f"上期の報告{i}です。" for i in range(100)] + own_sentences, [f"r{i}" for i in range(130)])
+    clips, own_sentences = _term_and_own_talk_clips(tmp_path)
     default = assemble(clips, parse_glossary("上期\n"))
     term_clips_only = assemble(clips[:100], parse_glossary("上期\n"))
     assert not {c.text for c in default.replay} & set(own_sentences)
@@ -357,9 +363,7 @@ def test_own_term_free_speech_is_replayed_among_the_packaged_set_which_alone_is_
     from whisper_adapt.glossary import parse_glossary
     from whisper_adapt.train.assemble import AssembleOptions, assemble, shipped_general_set
 
-    own_sentences = [f"明日の会議は{i}時からです。" for i in range(30)]
-    texts = [f"上期の報告{i}です。" for i in range(100)] + own_sentences
-    clips = _clips(tmp_path, texts, [f"r{i}" for i in range(130)])
+    clips, own_sentences = _term_and_own_talk_clips(tmp_path)
     data = assemble(clips, parse_glossary("上期\n"),
                     AssembleOptions(replay_share=0.5, general_validation=40, replay_own=True))
     # The user's clips share the training's speakers, so they would flatter the check: it is the packaged set.
