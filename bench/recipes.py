@@ -60,6 +60,9 @@ RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
     "seed-1": ({"seed": 1}, {}, {"seed": 1}),
     "seed-2": ({"seed": 2}, {}, {"seed": 2}),
+    "fixed-replay": ({}, {}, {"replay_rotation": 1}),  # the same replay clips every epoch (the earlier default)
+    "rotation-8": ({}, {}, {"replay_rotation": 8}),
+    "check-100": ({}, {}, {"general_validation": 100}),  # a forgetting check of 100 general clips, not 40
     "own-replay": ({}, {}, {"replay_own": True}),  # the company's term-free talk replayed too (--replay-own)
     "own-replay-seed-1": ({"seed": 1}, {}, {"replay_own": True, "seed": 1}),
     "own-replay-seed-2": ({"seed": 2}, {}, {"replay_own": True, "seed": 2}),

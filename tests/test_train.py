@@ -168,10 +168,10 @@ def test_cached_frozen_layers_train_like_the_full_forward(method, tiny_whisper_d
         assert torch.allclose(trained[True][name], tensor, atol=1e-5), name
 
 
-def _train_cli(data_dir: Path, out: Path, model: Path, *extra: str) -> list[str]:
+def _train_cli(data_dir: Path, out: Path, model: Path, *extra: str, replay_share: str = "0") -> list[str]:
     return [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data_dir), "--out", str(out),
-            "--model", str(model), "--epochs", "4", "--batch-size", "2", "--lr", "1e-2", "--replay-share", "0",
-            "--validation-share", "0", *extra]
+            "--model", str(model), "--epochs", "4", "--batch-size", "2", "--lr", "1e-2", "--replay-share",
+            replay_share, "--validation-share", "0", *extra]
 
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisper_dir, tmp_path):
@@ -179,10 +179,12 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisp
 
     from whisper_adapt.labeled import write_audiofolder
 
+    # With replay, so that the resumed epochs must also draw the replay the uninterrupted run drew.
     data = write_audiofolder(tiny_clips, tmp_path / "data")
-    subprocess.run(_train_cli(data, tmp_path / "whole", tiny_whisper_dir), check=True, capture_output=True)
+    subprocess.run(_train_cli(data, tmp_path / "whole", tiny_whisper_dir, replay_share="0.3"), check=True,
+                   capture_output=True)
 
-    killed = subprocess.Popen(_train_cli(data, tmp_path / "killed", tiny_whisper_dir),
+    killed = subprocess.Popen(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, replay_share="0.3"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600  # generous: a loaded 2-core machine is slow, not broken
     while not (tmp_path / "killed" / "checkpoints" / "epoch-2").exists():
@@ -192,8 +194,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisp
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert not (tmp_path / "killed" / "adapter").exists()
-    subprocess.run(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, "--resume"), check=True,
-                   capture_output=True)
+    subprocess.run(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, "--resume", replay_share="0.3"),
+                   check=True, capture_output=True)
 
     whole = load_file(str(tmp_path / "whole" / "adapter" / "adapter.safetensors"))
     resumed = load_file(str(tmp_path / "killed" / "adapter" / "adapter.safetensors"))
@@ -229,8 +231,10 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
     assert training["default"]["data"]["replay_share"] == AssembleOptions().replay_share
     assert training["default"]["data"]["replay_clips"] == 4 and training["off"]["data"]["replay_share"] == 0.25
+    assert training["default"]["data"]["replay_pool"] == 4 * AssembleOptions().replay_rotation
     assert training["off"]["data"]["replay_own"] and not training["default"]["data"]["replay_own"]
-    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 8  # 4 clips + 4 replayed
+    # The teacher reads the 4 clips and every clip an epoch may replay.
+    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 4 + 4 * AssembleOptions().replay_rotation
     assert not (tmp_path / "off" / "teacher").exists()
 
 
@@ -369,10 +373,46 @@ def test_own_term_free_speech_is_replayed_among_the_packaged_set_which_alone_is_
     # The user's clips share the training's speakers, so they would flatter the check: it is the packaged set.
     assert len(data.general) == 40 and {c.text for c in data.general} <= {c.text for c in shipped_general_set()}
     assert not {c.text for c in data.general} & {c.text for c in data.replay}
-    # Replay draws own and packaged clips alike: 30 own among 162 packaged candidates, ~16% of the replay.
+    # Replay draws own and packaged clips alike: 30 own among ~1,130 packaged candidates, ~2.6% of the replay.
     own = [c.text in own_sentences for c in data.replay]
-    assert 5 <= sum(own) <= 28 and not all(own[: sum(own)])
+    assert 2 <= sum(own) <= 22 and not all(own[: sum(own)])
     assert data.description["replay_source"] == {"own_term_free": sum(own), "packaged": len(data.replay) - sum(own)}
+
+
+def test_replay_rotation_sets_how_many_distinct_clips_a_run_replays(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+
+    clips, _ = _term_and_own_talk_clips(tmp_path)
+    fixed = assemble(clips[:100], parse_glossary("上期\n"), AssembleOptions(replay_rotation=1))
+    rotating = assemble(clips[:100], parse_glossary("上期\n"), AssembleOptions(replay_rotation=3))
+    assert len(fixed.replay) == fixed.replay_per_epoch == rotating.replay_per_epoch == len(fixed.train)
+    assert len(rotating.replay) == 3 * rotating.replay_per_epoch
+    assert rotating.description["replay_pool"] == len(rotating.replay)
+    assert rotating.description["replay_clips"] == rotating.replay_per_epoch
+    with pytest.raises(Exception, match="replay rotation"):
+        AssembleOptions(replay_rotation=0)
+
+
+def test_each_epoch_trains_on_all_own_clips_and_a_fresh_replay_draw():
+    from whisper_adapt.train.data import ReplayMix
+
+    own, replay = list(range(5)), list(range(100, 140))
+    mix = ReplayMix(own, replay, per_epoch=6, seed=3)
+    draws = []
+    for epoch in range(1, 11):
+        mix.set_epoch(epoch)
+        items = [mix[i] for i in range(len(mix))]
+        assert len(items) == 11 and items[:5] == own
+        assert len(set(items[5:])) == 6 and set(items[5:]) <= set(replay)
+        draws.append(items[5:])
+    assert len({tuple(d) for d in draws}) == 10 and len({i for d in draws for i in d}) > 30
+    again = ReplayMix(own, replay, per_epoch=6, seed=3)
+    again.set_epoch(4)
+    assert [again[i] for i in range(5, 11)] == draws[3]  # a resumed run draws what the first one did
+    everything = ReplayMix(own, replay[:4], per_epoch=6, seed=3)
+    everything.set_epoch(2)
+    assert len(everything) == 9 and [everything[i] for i in range(5, 9)] == replay[:4]
 
 
 def test_with_all_clips_term_free_clips_are_trained_not_held_out_as_general_speech(tmp_path):
@@ -397,7 +437,9 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
     own, replayed = data.train, data.replay
     assert all("上期" in c.text or "品保" in c.text for c in own + data.validation)
     assert {c.recording for c in own}.isdisjoint({c.recording for c in data.validation}) and data.validation
-    assert len(replayed) == round(len(own) * 0.3 / 0.7)
+    assert data.replay_per_epoch == round(len(own) * 0.3 / 0.7)
+    assert len(replayed) == data.replay_per_epoch * AssembleOptions().replay_rotation
+    assert len({c.text for c in replayed}) == len(replayed)  # one voice of a sentence each
     assert all(c not in clips[:40] for c in replayed) and len(data.general) == 40
     assert not {c.clip_id for c in data.general} & {c.clip_id for c in own + replayed}
     source = data.description["replay_source"]
@@ -419,6 +461,7 @@ def test_train_help_states_the_defaults_of_options_left_unset():
     flat = " ".join(line.strip("│ ") for line in shown.splitlines())
     defaults = {"--epochs": TrainOptions().epochs, "--lr": TrainOptions().lr, "--distill": TrainOptions().distill,
                 "--replay-share": AssembleOptions().replay_share,
+                "--replay-rotation": AssembleOptions().replay_rotation,
                 "--validation-share": AssembleOptions().validation_share}
     for option, default in defaults.items():
         own_help = " ".join(flat.split(f"{option} ", 1)[1].split(" --", 1)[0].split())

@@ -256,6 +256,7 @@ def train(
     sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
     distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
     general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay (default: the packaged set).")] = None,
+    replay_rotation: Annotated[Optional[int], typer.Option(help="Distinct general clips replayed over the run, in epochs' worth: each epoch draws its replay anew from them; 1 replays the same clips every epoch (default 4).")] = None,
     replay_own: Annotated[bool, typer.Option("--replay-own", help="Also replay your reviewed clips that hold no term, drawn alongside the general speech (on the benchmark this protected everyday speech less, so it is off by default).")] = False,
     validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
@@ -282,12 +283,14 @@ def train(
                            grad_accum=grad_accum, forgetting_budget=forgetting_budget,
                            timestamp_share=timestamp_share, seed=seed, language=language, **settings)
     terms = load_glossary(glossary) if glossary else None
-    shares = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share)
+    assembly = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share,
+                  replay_rotation=replay_rotation)
     data = assemble(load_labeled_set(corpus), terms,
                     AssembleOptions(terms_only=not all_clips, replay_own=replay_own, seed=seed,
-                                    **{k: v for k, v in shares.items() if v is not None}),
+                                    **{k: v for k, v in assembly.items() if v is not None}),
                     load_labeled_set(general) if general else None)
-    console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed, "
+    console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed "
+                  f"(drawn each epoch from {data.description['replay_pool']}), "
                   f"validating on {len(data.validation)} + {len(data.general)} general")
     with _progress("{task.completed:>5.0f}/{task.total:.0f}") as progress:
         result = train_adapter(model, data, out, options, terms, tuple(stack_on or ()), resume,

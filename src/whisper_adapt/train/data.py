@@ -165,6 +165,30 @@ class ExampleDataset(torch.utils.data.Dataset):
         return item
 
 
+class ReplayMix(torch.utils.data.Dataset):
+    """The organization's examples every epoch, plus `per_epoch` replay examples drawn anew each epoch.
+
+    The draw depends only on (seed, epoch), so a resumed run trains on what the uninterrupted one would have.
+    """
+
+    def __init__(self, own: Sequence, replay: Sequence, per_epoch: int, seed: int):
+        self.own, self.replay, self.seed = own, replay, seed
+        self.per_epoch = min(per_epoch, len(replay))
+        self.drawn = list(range(self.per_epoch))
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.per_epoch < len(self.replay):
+            self.drawn = random.Random(f"replay:{self.seed}:{epoch}").sample(range(len(self.replay)), self.per_epoch)
+
+    def __len__(self) -> int:
+        return len(self.own) + self.per_epoch
+
+    def __getitem__(self, index: int) -> dict:
+        if index < len(self.own):
+            return self.own[index]
+        return self.replay[self.drawn[index - len(self.own)]]
+
+
 def model_batches(examples: Sequence[Example], n_mels: int, pad_id: int, device,
                   batch_size: int = 8) -> Iterator[tuple[range, dict]]:
     """(positions in `examples`, model inputs on `device`) batch by batch, for computing caches: no labels,

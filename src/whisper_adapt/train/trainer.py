@@ -93,6 +93,7 @@ class TrainData:
     general: list[LabeledClip] = field(default_factory=list)  # held-out everyday speech: the forgetting check
     description: dict = field(default_factory=dict)  # hashes and counts recorded in adapter.json
     replay: list[LabeledClip] = field(default_factory=list)  # general speech trained on beside `train`
+    replay_per_epoch: int | None = None  # replay clips drawn from `replay` each epoch; None: all of them
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
 
     examples, problems = _examples(model, data, tokenizer, prompt, options,
                                    method.freezes_encoder and options.cache_encoder, accelerator, emit)
+    own_count = len(examples["train"])
     examples["train"] += examples.pop("replay")
     if options.distill:
         examples["train"] = _cache_teacher(model, examples["train"], out_dir / "teacher", prompt, accelerator, emit)
@@ -147,10 +149,13 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     initial = trainable_state(model)  # what the adapter's changes are measured from
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay, eps=options.adam_eps)
-    loader = torch.utils.data.DataLoader(
-        train_data.ExampleDataset(examples["train"], model.config.num_mel_bins), batch_size=options.batch_size,
-        shuffle=True, collate_fn=partial(train_data.collate, pad_id=prompt.eot),
-    )
+    n_mels, replayed = model.config.num_mel_bins, examples["train"][own_count:]
+    dataset = train_data.ReplayMix(train_data.ExampleDataset(examples["train"][:own_count], n_mels),
+                                   train_data.ExampleDataset(replayed, n_mels),
+                                   len(replayed) if data.replay_per_epoch is None else data.replay_per_epoch,
+                                   options.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, shuffle=True,
+                                         collate_fn=partial(train_data.collate, pad_id=prompt.eot))
     steps_per_epoch = max(1, -(-len(loader) // (options.grad_accum * accelerator.num_processes)))
     scheduler = _linear_schedule(optimizer, options.warmup_steps, steps_per_epoch * options.epochs)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
@@ -263,6 +268,7 @@ def _train_epoch(accelerator, model, optimizer, scheduler, loader, epoch: int, o
                  emit: EventFn) -> float:
     model.train()
     loader.set_epoch(epoch)  # the shuffle depends only on (seed, epoch): resuming replays the same order
+    loader.dataset.set_epoch(epoch)  # accelerate passes the epoch to the sampler only, not to the dataset too
     total, count, start = 0.0, 0, time.perf_counter()
     with contextlib.ExitStack() as stack:
         feed = stack.enter_context(feeding_prefix(accelerator.unwrap_model(model), depth)) if depth else None
