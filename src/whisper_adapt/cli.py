@@ -284,7 +284,7 @@ def train(
                            timestamp_share=timestamp_share, seed=seed, language=language, **settings)
     terms = load_glossary(glossary) if glossary else None
     assembly = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share,
-                  replay_rotation=replay_rotation)
+                    replay_rotation=replay_rotation)
     data = assemble(load_labeled_set(corpus), terms,
                     AssembleOptions(terms_only=not all_clips, replay_own=replay_own, seed=seed,
                                     **{k: v for k, v in assembly.items() if v is not None}),
