@@ -83,7 +83,8 @@ def _input_of_layer(model, depth: int, batch: dict) -> torch.Tensor:
     """The hidden state entering decoder layer `depth` (the layers from `depth` on are skipped)."""
     layers = decoder_layers(model)
     with _skipping(layers, range(depth, len(layers))), _capture_input(layers[depth]) as captured:
-        model.get_decoder()(input_ids=batch["decoder_input_ids"], encoder_hidden_states=_encoder_states(model, batch))
+        model.get_decoder()(input_ids=batch["decoder_input_ids"], encoder_hidden_states=_encoder_states(model, batch),
+                            use_cache=False)  # as in the teacher pass: a key/value cache here is only memory
     return captured[0]
 
 
