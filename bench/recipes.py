@@ -60,7 +60,10 @@ RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
     "seed-1": ({"seed": 1}, {}, {"seed": 1}),
     "seed-2": ({"seed": 2}, {}, {"seed": 2}),
-    "fixed-replay": ({}, {}, {"replay_rotation": 1}),  # the same replay clips every epoch (the earlier default)
+    "single-epoch": ({"average_share": 0.0}, {}, {}),  # the best single epoch, no weight averaging (earlier default)
+    "single-epoch-seed-1": ({"average_share": 0.0, "seed": 1}, {}, {"seed": 1}),
+    "single-epoch-seed-2": ({"average_share": 0.0, "seed": 2}, {}, {"seed": 2}),
+    "fixed-replay": ({}, {}, {"replay_rotation": 1}),  # the same replay clips every epoch
     "rotation-8": ({}, {}, {"replay_rotation": 8}),
     "check-100": ({}, {}, {"general_validation": 100}),  # a forgetting check of 100 general clips, not 40
     "own-replay": ({}, {}, {"replay_own": True}),  # the company's term-free talk replayed too (--replay-own)
@@ -72,7 +75,11 @@ RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "replay-0.3": ({}, {}, {"replay_share": 0.3}),
     "replay-0.67": ({}, {}, {"replay_share": 2 / 3}),
     "no-replay": ({}, {}, {"replay_share": 0.0}),
-    "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0}, {}, {"replay_share": 0.0}),
+    "original": ({"lr": 5e-4, "batch_size": 2, "warmup_steps": 2, "distill": 0.0, "average_share": 0.0}, {},
+                 {"replay_share": 0.0}),
+    "lr-3e-4": ({"lr": 3e-4}, {}, {}),
+    "lr-3e-4-seed-1": ({"lr": 3e-4, "seed": 1}, {}, {"seed": 1}),
+    "lr-3e-4-seed-2": ({"lr": 3e-4, "seed": 2}, {}, {"seed": 2}),
     "lr-1e-4": ({"lr": 1e-4}, {}, {}),
     "lr-1e-3": ({"lr": 1e-3}, {}, {}),
     "xattn-2-layers": ({}, {"layers": (-1, -2)}, {}),
@@ -189,7 +196,7 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
             shutil.rmtree(out, ignore_errors=True)  # an interrupted run of other settings
             start = time.perf_counter()
             result = train_adapter(model_spec, data, out, options, glossary)
-            row = {"recipe": name, "train_s": time.perf_counter() - start, "kept_epoch": result.chosen_epoch,
+            row = {"recipe": name, "train_s": time.perf_counter() - start, "kept": _kept_text(result.kept_epochs),
                    "train_clips": len(data.train), "without_budget": without_budget(result.history)}
             if result.adapter_dir is None:
                 row |= {**rows[0], "recipe": name, "adapter_mb": 0.0}  # nothing within budget: unadapted stays
@@ -206,6 +213,11 @@ def run_company(company: Company, recipes: list[str], model_spec: str, work: Pat
     return rows
 
 
+def _kept_text(epochs: list[int]) -> str:
+    """'none', '7' (one epoch) or '3–10' (their averaged weights)."""
+    return "none" if not epochs else str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
+
+
 def without_budget(history: list[dict]) -> dict:
     """The epoch the selection would keep with no forgetting budget (highest validation term recall, then
     lowest validation CER), with its figures on the validation sets."""
@@ -217,7 +229,7 @@ def without_budget(history: list[dict]) -> dict:
 def _row(company: str, row: dict) -> str:
     mark = "*" if row["recipe"] == "default" else ""
     low, high = row["everyday_ci"]
-    kept = "–" if "kept_epoch" not in row else ("none" if row["kept_epoch"] is None else row["kept_epoch"])
+    kept = row.get("kept", "–")
     free = row.get("without_budget")
     free_text = (f"{free['epoch']}: {free['validation_term_recall']:.2f} / {100 * free['general_delta']:+.1f}"
                  if free else "–")
@@ -237,7 +249,7 @@ def main() -> None:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
-    print("| company | recipe | kept epoch | term recall | test CER | everyday CER | everyday Δ pt [95% CI] | "
+    print("| company | recipe | kept epochs | term recall | test CER | everyday CER | everyday Δ pt [95% CI] | "
           "loops | train s | adapter MB | without budget: epoch: val recall / general Δ pt |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = {}

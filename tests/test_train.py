@@ -14,7 +14,7 @@ import torch
 
 from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_adapter_info
-from whisper_adapt.train.scoring import choose_epoch
+from whisper_adapt.train.scoring import choose_epoch, choose_kept
 from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
 
 # Which parameters each method may change (on the tiny model, layer -1 is decoder layer 1).
@@ -63,7 +63,8 @@ def test_loss_falls_when_overfitting(method, trained):
 def test_adapters_are_small_and_self_describing(trained, tiny_whisper_dir):
     xattn = trained["xattn"].adapter_dir
     info = read_adapter_info(xattn)
-    assert (info.method, info.layers, info.chosen_epoch) == ("xattn", [1], 3)
+    # 3 epochs: the last 0.8 of them (2 and 3) averaged; with no validation set the average is kept
+    assert (info.method, info.layers, info.kept_epochs) == ("xattn", [1], [2, 3])
     assert info.training["options"]["lr"] == 3e-2 and len(info.epochs) == 4
     full_size = sum(p.stat().st_size for p in tiny_whisper_dir.glob("*.safetensors"))
     assert sum(p.stat().st_size for p in xattn.iterdir()) < 0.02 * full_size
@@ -73,13 +74,16 @@ def test_adapters_are_small_and_self_describing(trained, tiny_whisper_dir):
 
 @pytest.mark.parametrize("method", ["xattn", "decoder"])
 def test_loaded_adapter_holds_the_trained_weights(method, trained, tiny_whisper_dir):
-    """Saved as float16 changes, merged back onto the base: the kept epoch's tensors, to float16 rounding of
-    the change (far below what alters a decode)."""
+    """Saved as float16 changes, merged back onto the base: the mean of the kept epochs' tensors, to float16
+    rounding of the change (far below what alters a decode)."""
     from safetensors.torch import load_file
 
     result = trained[method]
-    kept = load_file(str(result.adapter_dir.parent / "checkpoints" / f"epoch-{result.chosen_epoch}" /
-                         "trained.safetensors"))
+    epochs = [load_file(str(result.adapter_dir.parent / "checkpoints" / f"epoch-{epoch}" / "trained.safetensors"))
+              for epoch in result.kept_epochs]
+    assert len(epochs) == 2 and not torch.equal(*(e["model.decoder.layers.1.encoder_attn.v_proj.weight"]
+                                                  for e in epochs))
+    kept = {name: (epochs[0][name] + epochs[1][name]) / 2 for name in epochs[0]}
     loaded = dict(load_adapted_model(tiny_whisper_dir, [result.adapter_dir]).named_parameters())
     base = dict(load_adapted_model(tiny_whisper_dir, []).named_parameters())
     for name, tensor in kept.items():
@@ -138,18 +142,75 @@ def test_choose_epoch(history, expected):
     assert choose_epoch(history, budget=0.005) == expected
 
 
+HISTORY = [dict(epoch=0, validation_cer=0.3, validation_term_recall=0.1, general_cer=0.10),
+           dict(epoch=1, validation_cer=0.2, validation_term_recall=0.7, general_cer=0.104),
+           dict(epoch=2, validation_cer=0.1, validation_term_recall=0.9, general_cer=0.103)]
+
+
+@pytest.mark.parametrize(
+    ("average", "expected"),
+    [
+        # within budget and better than the unadapted model: kept, even with a lower recall than epoch 2
+        (dict(epochs=[1, 2], validation_cer=0.15, validation_term_recall=0.8, general_cer=0.101), [1, 2]),
+        # beyond the budget: the best single epoch
+        (dict(epochs=[1, 2], validation_cer=0.15, validation_term_recall=0.8, general_cer=0.106), [2]),
+        # no better than the unadapted model: the best single epoch
+        (dict(epochs=[1, 2], validation_cer=0.3, validation_term_recall=0.1, general_cer=0.1), [2]),
+        (None, [2]),
+        # judged against the unadapted model on its own wider check when it has one
+        (dict(epochs=[1, 2], validation_cer=0.15, validation_term_recall=0.8, general_cer=0.108,
+              unadapted_general_cer=0.105), [1, 2]),
+        (dict(epochs=[1, 2], validation_cer=0.15, validation_term_recall=0.8, general_cer=0.101,
+              unadapted_general_cer=0.09), [2]),
+    ],
+)
+def test_choose_kept_prefers_the_average(average, expected):
+    assert choose_kept(HISTORY, average, budget=0.005) == expected
+
+
+def test_nothing_is_kept_when_nothing_beats_the_unadapted_model():
+    worse = dict(validation_cer=0.4, validation_term_recall=0.1, general_cer=0.2)
+    assert choose_kept([HISTORY[0], dict(epoch=1, **worse)], dict(epochs=[1, 2], **worse), 0.005) == []
+
+
+@pytest.mark.parametrize(("share", "epochs", "expected"),
+                         [(0.8, 10, [3, 4, 5, 6, 7, 8, 9, 10]), (0.8, 3, [2, 3]), (0.8, 1, []), (0.0, 10, []),
+                          (1.0, 4, [1, 2, 3, 4])])
+def test_averaged_epochs_are_the_last_share(share, epochs, expected):
+    assert TrainOptions(epochs=epochs, average_share=share).averaged_epochs() == expected
+
+
 def test_validation_is_scored_every_epoch(tiny_whisper_dir, tiny_clips, tmp_path):
     from whisper_adapt.glossary import parse_glossary
 
     glossary = parse_glossary("上期\n下期\n")
-    data = TrainData(tiny_clips[2:], validation=tiny_clips[:2], general=tiny_clips[4:6])
+    data = TrainData(tiny_clips[2:], validation=tiny_clips[:2], general=tiny_clips[4:6], wide_check=tiny_clips[6:])
     result = train_adapter(tiny_whisper_dir, data, tmp_path, TrainOptions(epochs=2, batch_size=4), glossary)
     assert [h["epoch"] for h in result.history] == [0, 1, 2]
     for h in result.history:
         assert {"validation_cer", "validation_term_recall", "general_cer", "validation_loops"} <= set(h)
         assert 0 <= h["validation_term_recall"] <= 1
-    assert result.chosen_epoch == choose_epoch(result.history, 0.005)
-    assert (result.adapter_dir is None) == (result.chosen_epoch is None)
+    # The average's check is wider (4 clips, not 2), for it and for the unadapted model
+    assert result.average["epochs"] == [1, 2] and {"validation_cer", "general_cer"} <= set(result.average)
+    assert result.average["unadapted_general_cer"] == pytest.approx(
+        _greedy_cer(tiny_whisper_dir, tiny_clips[4:], tmp_path / "encoded"))
+    assert result.kept_epochs == choose_kept(result.history, result.average, 0.005)
+    assert (result.adapter_dir is None) == (not result.kept_epochs)
+
+
+def _greedy_cer(model_dir: Path, clips: list[LabeledClip], cache_dir: Path) -> float:
+    """Pooled CER (numerals normalized) of the unadapted model's greedy transcripts, as validation decodes."""
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.evaluate import pooled_cer
+    from whisper_adapt.train import data as train_data
+    from whisper_adapt.train.validate import decode_examples
+
+    model, tokenizer = load_adapted_model(model_dir, []), load_tokenizer(model_dir)
+    prompt = train_data.make_prompt(tokenizer)
+    files = train_data.fill_encoder_cache(model, clips, cache_dir)
+    examples, _ = train_data.build_examples(clips, tokenizer, prompt, files, 0.0, 0, model.config.max_target_positions)
+    decoded = decode_examples(model, examples, prompt, tokenizer)
+    return pooled_cer([c.text for c in clips], [d.text for d in decoded], numerals=True)
 
 
 @pytest.mark.parametrize("method", ["xattn", "lora"])
@@ -221,13 +282,15 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     from whisper_adapt.train.assemble import AssembleOptions
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
+    # A budget no epoch can miss: this test reads the options an adapter records, whatever a random model scores.
     bare = [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data), "--model", str(tiny_whisper_dir),
-            "--epochs", "1", "--batch-size", "4", "--validation-share", "0"]
-    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25", "--replay-own")}
+            "--epochs", "1", "--batch-size", "4", "--validation-share", "0", "--forgetting-budget", "10"]
+    runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25", "--replay-own", "--average-share", "0")}
     for name, extra in runs.items():
         subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True)
     training = {name: read_adapter_info(tmp_path / name / "adapter").training for name in runs}
     assert training["default"]["options"]["distill"] == 1.0 and training["off"]["options"]["distill"] == 0.0
+    assert training["default"]["options"]["average_share"] == 0.8 and training["off"]["options"]["average_share"] == 0
     # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
     assert training["default"]["data"]["replay_share"] == AssembleOptions().replay_share
     assert training["default"]["data"]["replay_clips"] == 4 and training["off"]["data"]["replay_share"] == 0.25
@@ -313,7 +376,7 @@ def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, tmp_pa
     info = json.loads((tmp_path / "ddp" / "adapter" / "adapter.json").read_text())
     assert [h["epoch"] for h in info["epochs"]] == [0, 1, 2, 3, 4]
     # 4 clips, batch 2 per process, 2 processes: one step per epoch — each process saw half the data.
-    assert finished.stderr.count("kept epoch") == 2 and finished.stderr.count("epoch 1 loss") <= 2
+    assert finished.stderr.count("adapter written to") == 2 and finished.stderr.count("epoch 1 loss") <= 2
 
 
 def _clips(tmp_path, texts: list[str], recordings: list[str], prefix: str = "c") -> list[LabeledClip]:
@@ -340,6 +403,26 @@ def test_general_speech_held_out_is_distinct_sentences_never_replayed_in_any_voi
     # A general set of few sentences keeps half of them for replay.
     small = assemble(clips, glossary, AssembleOptions(general_validation=40), general=general)
     assert len(small.general) == 15 and small.replay
+
+
+def test_the_wide_check_is_what_the_replay_and_the_epoch_check_left(tmp_path):
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train.assemble import AssembleOptions, assemble
+
+    glossary = parse_glossary("上期\n")
+    clips = _clips(tmp_path, [f"上期の報告{i}です。" for i in range(20)], [f"r{i}" for i in range(20)])
+    sentences = [f"今日は{i}時に帰ります。" for i in range(30)]
+    general = _clips(tmp_path, [s for s in sentences for _ in range(3)], ["g"] * 90, prefix="g")  # 3 voices each
+    options = dict(general_validation=10, replay_share=0.5, replay_rotation=1)
+    data = assemble(clips, glossary, AssembleOptions(**options, wide_check=100), general=general)
+    wide, replayed, held = ([c.text for c in data.wide_check], {c.text for c in data.replay},
+                            {c.text for c in data.general})
+    assert len(wide) == len(set(wide)) == 30 - len(held) - len(replayed) > 0  # every sentence left, once
+    assert not set(wide) & (replayed | held)
+    assert data.description["wide_check_clips"] == len(wide)
+    few = assemble(clips, glossary, AssembleOptions(**options, wide_check=2), general=general)
+    assert [c.clip_id for c in few.wide_check] == [c.clip_id for c in data.wide_check[:2]]
+    assert [c.clip_id for c in few.replay] == [c.clip_id for c in data.replay]  # the replay draw is unchanged
 
 
 def _term_and_own_talk_clips(tmp_path) -> tuple[list[LabeledClip], list[str]]:
@@ -487,3 +570,14 @@ def test_validation_decoding_keeps_no_graph_and_uses_no_deprecated_arguments(tin
         warnings.simplefilter("error", FutureWarning)
         decoded = greedy_decode(model, hidden, [1.0, 2.0], make_prompt(tokenizer), tokenizer)
     assert len(decoded) == 2 and grad_enabled and not any(grad_enabled)  # a KV cache of graphs would pile up
+
+
+def test_adapter_json_written_before_averaging_still_reads(trained, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(trained["xattn"].adapter_dir, old)
+    info = json.loads((old / "adapter.json").read_text())
+    del info["kept_epochs"], info["average"]
+    (old / "adapter.json").write_text(json.dumps(info | {"chosen_epoch": 5}))
+    assert read_adapter_info(old).kept_epochs == [5]

@@ -247,7 +247,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).")] = None,
     grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) (default 3e-4).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) (default 5e-4).")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).")] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
@@ -260,14 +260,15 @@ def train(
     replay_own: Annotated[bool, typer.Option("--replay-own", help="Also replay your reviewed clips that hold no term, drawn alongside the general speech (on the benchmark this protected everyday speech less, so it is off by default).")] = False,
     validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
-    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch may cost to be kept (0.005 = 0.5 points).")] = 0.005,
+    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch (or the average) may cost to be kept (0.005 = 0.5 points).")] = 0.005,
+    average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).")] = None,
     timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
     stack_on: Annotated[Optional[list[Path]], typer.Option(help="Adapters trained earlier, applied (frozen) before this one: a corpus per layer.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw and the shuffle.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete epoch in OUT after an interruption.")] = False,
     language: Annotated[str, typer.Option(help="Language of the speech.")] = "ja",
 ) -> None:
-    """Adapt Whisper to your words: a small adapter, the kept epoch chosen by term recall within a forgetting budget."""
+    """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions, assemble
@@ -277,7 +278,7 @@ def train(
     if preset is not None and preset not in PRESETS:
         raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
     given = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
-                 distill=distill)
+                 distill=distill, average_share=average_share)
     settings = {**PRESETS.get(preset or "", {}), **{k: v for k, v in given.items() if v is not None}}
     options = TrainOptions(method=method, method_options=MethodOptions(_layers(layers), lora_rank, lora_alpha),
                            grad_accum=grad_accum, forgetting_budget=forgetting_budget,
@@ -295,11 +296,11 @@ def train(
     with _progress("{task.completed:>5.0f}/{task.total:.0f}") as progress:
         result = train_adapter(model, data, out, options, terms, tuple(stack_on or ()), resume,
                                _train_callback(progress))
-    _print_history(result.history)
+    _print_history(result.history + ([result.average] if result.average else []))
     if result.adapter_dir is None:
-        console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
+        console.print("[yellow]nothing beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
         raise typer.Exit(1)
-    console.print(f"kept epoch {result.chosen_epoch}; adapter written to {result.adapter_dir}")
+    console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {result.adapter_dir}")
 
 
 @app.command()
@@ -407,8 +408,12 @@ def _train_callback(progress):
     return update
 
 
+def _epochs_text(epochs: list[int]) -> str:
+    return f"epoch {epochs[0]}" if len(epochs) == 1 else f"the average of epochs {epochs[0]}–{epochs[-1]}"
+
+
 def _epoch_line(metrics: dict) -> str:
-    parts = [f"epoch {metrics['epoch']}"]
+    parts = [f"epoch {metrics['epoch']}" if "epoch" in metrics else _epochs_text(metrics["epochs"])]
     for key, label in (("train_loss", "loss"), ("validation_cer", "val CER"), ("validation_term_recall", "term recall"),
                        ("general_cer", "general CER"), ("validation_loops", "loops")):
         if metrics.get(key) is not None:

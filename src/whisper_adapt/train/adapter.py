@@ -34,7 +34,8 @@ class AdapterInfo:
     stacked_on: list[str] = field(default_factory=list)  # adapter directories applied before this one
     training: dict = field(default_factory=dict)  # resolved options, data and glossary hashes, replay
     epochs: list[dict] = field(default_factory=list)  # per-epoch validation metrics
-    chosen_epoch: int | None = None
+    average: dict | None = None  # validation metrics of the last epochs' averaged weights, with their "epochs"
+    kept_epochs: list[int] = field(default_factory=list)  # the epochs whose (averaged) weights this adapter holds
     format_version: int = FORMAT_VERSION
 
 
@@ -70,6 +71,9 @@ def read_adapter_info(adapter_dir: Path) -> AdapterInfo:
     path = Path(adapter_dir) / ADAPTER_JSON
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if "chosen_epoch" in data:  # written before weight averaging: one epoch or none
+            chosen = data.pop("chosen_epoch")
+            data["kept_epochs"] = [] if chosen is None else [chosen]
         return AdapterInfo(**data)
     except FileNotFoundError as e:
         raise ModelError("not an adapter directory (no adapter.json)", adapter_dir) from e
