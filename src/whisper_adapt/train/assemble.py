@@ -4,11 +4,12 @@
   dilute the signal — the recipe that worked dropped them), plus replay: general clips, `replay_share` of
   of the training set, so the decoder keeps seeing everyday Japanese while it learns the new words.
 - Validation clips are held out by recording, so no recording leaks into both sets.
-- General held-out clips (never replayed) measure forgetting every epoch; `wide_check` more, drawn from what the
-  replay left over, widen that check once at the end for the averaged weights (train/trainer.py). They come from the general Japanese
-  set shipped with the package (or --general), not from the user's clips: those share the training's
-  speakers and rooms, so they get easier as the model adapts to them and hide what it forgets (on the
-  benchmark's hospital ward, a check drawn from them fell 3.3 points while everyday speech rose 1.2).
+- General held-out clips (never replayed) measure forgetting every epoch; `wide_check` more, drawn from what
+  the replay left over, widen that check once at the end for the averaged weights (train/trainer.py). They
+  come from the general Japanese set shipped with the package (or --general), not from the user's clips:
+  those share the training's speakers and rooms, so they get easier as the model adapts to them and hide what
+  it forgets (on the benchmark's hospital ward, a check drawn from them fell 3.3 points while everyday speech
+  rose 1.2).
 Replay is drawn at random from the rest of that set; with `replay_own`, the user's reviewed clips without a
 glossary term are drawn alongside it. A run draws `replay_rotation` epochs' worth of replay clips and each
 epoch trains on a fresh draw from them, so the decoder meets more of everyday Japanese at the same cost a step.
