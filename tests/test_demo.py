@@ -125,7 +125,9 @@ def test_demo_refuses_a_directory_that_is_not_its_own(tmp_path):
 
 @pytest.mark.slow
 def test_real_demo_learns_the_company_words_without_forgetting(model_cache, tmp_path):
-    result = run_demo(tmp_path / "demo", DemoOptions(share=0.5, epochs=4))
+    # Train's default schedule on a third of the demo. A shorter schedule is not the product: 4 epochs at the
+    # default lr forget (+1.1 points on the 200-clip check for their average), so train rightly keeps little.
+    result = run_demo(tmp_path / "demo", DemoOptions(share=0.35))
     systems = {s["name"]: s for s in result.report["systems"]}
     assert result.adapter_dir is not None, "no epoch was kept"
     unadapted, adapted = systems["unadapted"], systems["adapted"]
