@@ -82,7 +82,11 @@ RECIPES: dict[str, tuple[dict, dict, dict]] = {
     "lr-3e-4-seed-2": ({"lr": 3e-4, "seed": 2}, {}, {"seed": 2}),
     "lr-1e-4": ({"lr": 1e-4}, {}, {}),
     "lr-1e-3": ({"lr": 1e-3}, {}, {}),
-    "xattn-2-layers": ({}, {"layers": (-1, -2)}, {}),
+    "last-layer": ({}, {"layers": (-1,)}, {}),  # the default before the recipe table moved it to two layers
+    "last-layer-seed-1": ({"seed": 1}, {"layers": (-1,)}, {"seed": 1}),
+    "last-layer-seed-2": ({"seed": 2}, {"layers": (-1,)}, {"seed": 2}),
+    "term-weight-3": ({"term_weight": 3.0}, {}, {}),  # the loss at term tokens weighs 3, other tokens 1
+    "last-layer-term-weight-3": ({"term_weight": 3.0}, {"layers": (-1,)}, {}),
     "lora-decoder": ({"method": "lora", "lr": 1e-3}, {"layers": "all"}, {}),
     "whole-decoder": ({"method": "decoder", "lr": 1e-4}, {}, {}),
 }

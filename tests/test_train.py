@@ -14,9 +14,13 @@ import torch
 
 from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_adapter_info
+from whisper_adapt.train.methods import MethodOptions
 from whisper_adapt.train.scoring import choose_epoch, choose_kept
 from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
 
+# The tiny model has two decoder layers, both adapted by default: these tests choose the last one alone, so that
+# there are frozen layers to keep unchanged and to cache.
+LAST_LAYER = MethodOptions(layers=(-1,))
 # Which parameters each method may change (on the tiny model, layer -1 is decoder layer 1).
 EXPECTED = {
     "xattn": lambda n: n.startswith("model.decoder.layers.1.encoder_attn.") and "q_proj" not in n,
@@ -33,7 +37,8 @@ def trained(tiny_whisper_dir, tiny_clips, tmp_path_factory):
     out = {}
     for method in EXPECTED:
         directory = tmp_path_factory.mktemp(f"train-{method}")
-        options = TrainOptions(method=method, epochs=3, batch_size=4, lr=3e-2, warmup_steps=0)
+        options = TrainOptions(method=method, method_options=LAST_LAYER, epochs=3, batch_size=4, lr=3e-2,
+                               warmup_steps=0)
         out[method] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), directory, options)
     return out
 
@@ -219,7 +224,8 @@ def test_cached_frozen_layers_train_like_the_full_forward(method, tiny_whisper_d
 
     results = {}
     for cached in (True, False):
-        options = TrainOptions(method=method, epochs=2, batch_size=4, lr=3e-2, warmup_steps=0, cache_prefix=cached)
+        options = TrainOptions(method=method, method_options=LAST_LAYER, epochs=2, batch_size=4, lr=3e-2,
+                               warmup_steps=0, cache_prefix=cached)
         results[cached] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), tmp_path / str(cached), options)
     assert any((tmp_path / "True" / "prefix").glob("*.npy")) and not (tmp_path / "False" / "prefix").exists()
     losses = {cached: [h["train_loss"] for h in r.history[1:]] for cached, r in results.items()}
@@ -288,7 +294,9 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25", "--replay-own", "--average-share", "0")}
     for name, extra in runs.items():
         subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True)
-    training = {name: read_adapter_info(tmp_path / name / "adapter").training for name in runs}
+    infos = {name: read_adapter_info(tmp_path / name / "adapter") for name in runs}
+    training = {name: info.training for name, info in infos.items()}
+    assert infos["default"].layers == [0, 1]  # the last two of the tiny model's two decoder layers
     assert training["default"]["options"]["distill"] == 1.0 and training["off"]["options"]["distill"] == 0.0
     assert training["default"]["options"]["average_share"] == 0.8 and training["off"]["options"]["average_share"] == 0
     # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
@@ -543,6 +551,7 @@ def test_train_help_states_the_defaults_of_options_left_unset():
                            text=True, env={"COLUMNS": "120", "PATH": ""}, check=True).stdout
     flat = " ".join(line.strip("│ ") for line in shown.splitlines())
     defaults = {"--epochs": TrainOptions().epochs, "--lr": TrainOptions().lr, "--distill": TrainOptions().distill,
+                "--term-weight": TrainOptions().term_weight,
                 "--replay-share": AssembleOptions().replay_share,
                 "--replay-rotation": AssembleOptions().replay_rotation,
                 "--validation-share": AssembleOptions().validation_share}
@@ -581,3 +590,51 @@ def test_adapter_json_written_before_averaging_still_reads(trained, tmp_path):
     del info["kept_epochs"], info["average"]
     (old / "adapter.json").write_text(json.dumps(info | {"chosen_epoch": 5}))
     assert read_adapter_info(old).kept_epochs == [5]
+
+
+@pytest.mark.parametrize("timestamp_share", [0.0, 1.0])
+def test_term_positions_point_at_the_tokens_spelling_the_terms(timestamp_share, tiny_whisper_dir, tiny_clips):
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train import data as train_data
+
+    tokenizer = load_tokenizer(tiny_whisper_dir)
+    prompt = train_data.make_prompt(tokenizer)
+    glossary = parse_glossary("上期 (かみき) ← 紙木\n田中部長\nミライ計画\n")
+    examples, _ = train_data.build_examples(tiny_clips, tokenizer, prompt, None, timestamp_share, 0, 448, glossary)
+    spelled = {e.clip.text: tokenizer.decode([e.labels[i] for i in e.term_positions]) for e in examples}
+    assert spelled == {"上期の売上を報告します。": "上期", "田中部長が来ます。": "田中部長", "ミライ計画を始めます。": "ミライ計画",
+                       **{text: "" for text in TINY_SENTENCES_WITHOUT_TERMS}}
+    assert all(e.term_positions == () for e in train_data.build_examples(tiny_clips, tokenizer, prompt, None,
+                                                                          timestamp_share, 0, 448)[0])
+
+
+TINY_SENTENCES_WITHOUT_TERMS = ("下期の計画を説明します。", "会議を始めましょう。", "資料を共有します。", "来週また話しましょう。",
+                                "ありがとうございました。")
+
+
+def test_term_weight_scales_the_loss_at_term_tokens_only(tiny_whisper_dir, tiny_clips):
+    from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.train import data as train_data
+    from whisper_adapt.train.trainer import term_weighted_loss
+
+    model, tokenizer = load_adapted_model(tiny_whisper_dir, []), load_tokenizer(tiny_whisper_dir)
+    prompt = train_data.make_prompt(tokenizer)
+    examples, _ = train_data.build_examples(tiny_clips[:4], tokenizer, prompt, None, 0.5, 0, 448,
+                                            parse_glossary("上期\nミライ計画\n"))
+    dataset = train_data.ExampleDataset(examples, model.config.num_mel_bins)
+    batch = train_data.collate([dataset[i] for i in range(len(examples))], prompt.eot)
+    mask = batch.pop("term_mask")
+    with torch.no_grad():
+        output = model(**batch)
+    labels = batch["labels"]
+    per_token = torch.nn.functional.cross_entropy(output.logits.transpose(1, 2), labels, ignore_index=-100,
+                                                  reduction="none")
+    assert term_weighted_loss(output.logits, labels, mask, 1.0) == pytest.approx(output.loss.item(), rel=1e-5)
+    assert mask.sum() == sum(len(e.term_positions) for e in examples) > 0
+    terms_only = per_token[mask].mean().item()
+    assert term_weighted_loss(output.logits, labels, mask, 1e6) == pytest.approx(terms_only, rel=1e-3)
+    others = per_token[(labels != -100) & ~mask]
+    weighted = (3 * per_token[mask].sum() + others.sum()) / (3 * mask.sum() + len(others))
+    assert term_weighted_loss(output.logits, labels, mask, 3.0) == pytest.approx(weighted.item(), rel=1e-5)

@@ -21,6 +21,7 @@ from whisper_adapt.audio import audio_duration_s, decode_audio
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.files import file_sha256, write_atomically
 from whisper_adapt.features import clip_features
+from whisper_adapt.glossary import Glossary, find_matches
 from whisper_adapt.labeled import LabeledClip
 
 TIMESTAMP_STEP_S = 0.02
@@ -36,6 +37,7 @@ class Example:
     encoder_file: Path | None  # None when the encoder trains too (method "full")
     prefix_file: Path | None = None  # the frozen decoder layers' output (train/prefix.py), when cached
     teacher_file: Path | None = None  # the unadapted model's top-k predictions (train/distill.py)
+    term_positions: tuple[int, ...] = ()  # indexes into `labels` of tokens spelling a glossary term
 
 
 @dataclass(frozen=True)
@@ -115,16 +117,29 @@ def fill_encoder_cache(
     return files
 
 
+def term_token_indexes(text: str, tokenizer, glossary: Glossary | None) -> tuple[list[int], list[int]]:
+    """(token ids of `text`, indexes of the tokens that overlap a glossary term). A term's kanji are often
+    several byte-level tokens each; every one of them counts."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=bool(glossary))
+    if not glossary:
+        return encoded.input_ids, []
+    spans = [(start, end) for start, end, term in find_matches(text, glossary) if text[start:end] == term]
+    inside = [i for i, (first, last) in enumerate(encoded.offset_mapping)
+              if any(first < end and start < last for start, end in spans)]
+    return encoded.input_ids, inside
+
+
 def build_examples(
     clips: Sequence[LabeledClip], tokenizer, prompt: Prompt, encoder_files: dict[str, Path] | None,
-    timestamp_share: float, seed: int, max_target_tokens: int,
+    timestamp_share: float, seed: int, max_target_tokens: int, glossary: Glossary | None = None,
 ) -> tuple[list[Example], list[WhisperAdaptError]]:
-    """Examples for `clips`; a share of them (chosen by `seed`) gets timestamped targets. Clips whose text
-    is empty or too long for Whisper's 448-token window are reported, not trained on."""
+    """Examples for `clips`; a share of them (chosen by `seed`) gets timestamped targets; with `glossary`,
+    each records where its target spells a term. Clips whose text is empty or too long for Whisper's 448-token
+    window are reported, not trained on."""
     rng = random.Random(seed)
     examples, problems = [], []
     for clip in clips:
-        text_ids = tokenizer(clip.text, add_special_tokens=False).input_ids
+        text_ids, term_tokens = term_token_indexes(clip.text, tokenizer, glossary)
         duration_s = audio_duration_s(clip.audio_path)
         if not text_ids:
             problems.append(WhisperAdaptError("empty transcript", clip.audio_path))
@@ -135,8 +150,10 @@ def build_examples(
             problems.append(WhisperAdaptError(f"transcript of {len(inputs)} tokens exceeds {max_target_tokens}",
                                               clip.audio_path))
             continue
+        text_start = len(labels) - len(text_ids) - (1 if timed is None else 2)  # before [<|end|>,] <|eot|>
         examples.append(Example(clip, duration_s, tuple(inputs), tuple(labels),
-                                encoder_files[clip.clip_id] if encoder_files else None))
+                                encoder_files[clip.clip_id] if encoder_files else None,
+                                term_positions=tuple(text_start + i for i in term_tokens)))
     return examples, problems
 
 
@@ -150,7 +167,8 @@ class ExampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         example = self.examples[index]
-        item = {"decoder_input_ids": example.decoder_input_ids, "labels": example.labels}
+        item = {"decoder_input_ids": example.decoder_input_ids, "labels": example.labels,
+                "term_positions": example.term_positions}
         if example.encoder_file is not None:
             item["encoder_hidden"] = torch.from_numpy(np.load(example.encoder_file))
         else:
@@ -198,6 +216,7 @@ def model_batches(examples: Sequence[Example], n_mels: int, pad_id: int, device,
         indexes = range(start, min(start + batch_size, len(examples)))
         batch = collate([dataset[i] for i in indexes], pad_id)
         batch.pop("labels")
+        batch.pop("term_mask", None)
         yield indexes, {k: (v.to(device) if torch.is_tensor(v) else (v[0].to(device),)) for k, v in batch.items()}
 
 
@@ -210,6 +229,10 @@ def collate(items: list[dict], pad_id: int) -> dict:
         inputs[row, : len(item["decoder_input_ids"])] = torch.tensor(item["decoder_input_ids"])
         labels[row, : len(item["labels"])] = torch.tensor(item["labels"])
     batch = {"decoder_input_ids": inputs, "labels": labels}
+    if any(item.get("term_positions") for item in items):
+        batch["term_mask"] = torch.zeros(len(items), length, dtype=torch.bool)
+        for row, item in enumerate(items):
+            batch["term_mask"][row, list(item["term_positions"])] = True
     if "decoder_prefix" in items[0]:
         # Padding rows come after every real position, so under causal attention their values never matter.
         prefix = torch.zeros(len(items), length, items[0]["decoder_prefix"].shape[-1])
