@@ -78,7 +78,9 @@ class TrainOptions:
     # 0 keeps one epoch.
     average_share: float = 0.8
     # Weight of the loss at target tokens that spell a glossary term, against 1 for every other token (the
-    # weighted mean over a batch). 1 is the plain cross-entropy.
+    # weighted mean over a batch; the epochs' recorded train loss is then that weighted mean). 1 is the plain
+    # cross-entropy. Weight 3 on the last layer: term recall 0.958 and 0.962 where 1 gave 0.896 and 0.923
+    # (bench/recipes.py, seed 0 of each company); not yet measured with two layers.
     term_weight: float = 1.0
 
     def __post_init__(self) -> None:
