@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from whisper_adapt.errors import WhisperAdaptError
 
@@ -577,20 +578,52 @@ def main(argv: list[str] | None = None) -> int:
     except WhisperAdaptError as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl+C into Abort
         console.print("[yellow]interrupted[/yellow]")
         return 130
-    except Exception as e:  # click's usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            console.print("[yellow]interrupted[/yellow]")
-            return 130
+    except Exception as e:  # with standalone_mode=False click's usage errors arrive here
+        if isinstance(e, _usage_error_types()):
+            return _show_usage_error(e, sys.argv[1:] if argv is None else argv)
         raise
     return code if isinstance(code, int) else 0
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The base class of click's usage errors in whichever click typer runs on: typer up to 0.2x raises
+    click's own classes; later ones raise those of a copy they vendor (typer._click), which derive from
+    typer.TyperException. Both are caught, so neither form of typer ends a typo in a traceback."""
+    types: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        types.append(click.ClickException)
+    return tuple(types)
+
+
+def _show_usage_error(error: Exception, argv: list[str]) -> int:
+    """One line naming the problem (click's "Did you mean …" included) and where to look, exit status 2."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # a command given without arguments shows its help
+        error.show()
+        return error.exit_code
+    console.print(f"[red]error:[/red] {escape(error.format_message())}  (try '{_command_path(argv)} --help')",
+                  highlight=False, soft_wrap=True)
+    return getattr(error, "exit_code", 2)
+
+
+def _command_path(argv: list[str]) -> str:
+    """'whisper-adapt corpus export' for argv starting with those words: click's parser leaves some usage
+    errors (an option missing its value) without a context that would say it."""
+    command, path = typer.main.get_command(app), ["whisper-adapt"]
+    for word in argv:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            break
+        path.append(word)
+    return " ".join(path)
 
 
 if __name__ == "__main__":

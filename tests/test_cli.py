@@ -1,0 +1,110 @@
+"""Usage errors: every mistyped command or option ends in one line naming the problem and exit status 2,
+through `main()` and through the installed console script, on the typer pip resolves and on the lowest
+typer (with the real click) that pyproject.toml admits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from whisper_adapt.cli import main
+
+# (command words, a bad option value, the command without what it requires). None where the command has no
+# typed option or needs nothing.
+COMMANDS: dict[str, tuple[list[str] | None, list[str] | None]] = {
+    "transcribe": (["transcribe", "x.wav", "--beam-size", "abc"], None),
+    "prepare": (["prepare", "x.wav", "--corpus", "c", "--beam-size", "abc"], ["prepare", "x.wav"]),
+    "corpus stats": (["corpus", "stats", "c", "--glossary"], ["corpus", "stats"]),
+    "corpus select": (["corpus", "select", "c", "--validation-share", "abc"], ["corpus", "select"]),
+    "corpus import": (None, ["corpus", "import", "c"]),
+    "corpus export": (["corpus", "export", "c", "--out"], ["corpus", "export", "c"]),
+    "train": (["train", "--corpus", "c", "--out", "o", "--epochs", "abc"], ["train", "--out", "o"]),
+    "review": (["review", "--corpus", "c", "--port", "abc"], ["review"]),
+    "serve": (["serve", "--port", "abc"], None),
+    "synth": (["synth", "--glossary", "g", "--corpus", "c", "--seed", "abc"], ["synth", "--corpus", "c"]),
+    "export": (["export", "--adapter", "a", "--out"], ["export", "--out", "o"]),
+    "eval": (["eval", "--test", "t", "--glossary", "g", "--beam-size", "abc"], ["eval", "--glossary", "g"]),
+    "demo": (["demo", "--share", "abc"], None),
+}
+
+
+def usage_cases() -> list[tuple[str, list[str], str]]:
+    """(case id, argv, text the message must hold) for every subcommand."""
+    cases = []
+    for name, (bad_value, missing) in COMMANDS.items():
+        words = name.split()
+        cases.append((f"{name}: unknown option", [*words, "--no-such-option"], "No such option: --no-such-option"))
+        misspelled = [*words[:-1], words[-1][:-1]]  # the last letter dropped: click suggests the right name
+        cases.append((f"{name}: misspelled", misspelled, f"Did you mean '{words[-1]}'"))
+        if bad_value:
+            cases.append((f"{name}: bad value", bad_value, bad_value[-1] if bad_value[-1].startswith("--") else "Invalid value"))
+        if missing:
+            cases.append((f"{name}: missing", missing, "Missing"))
+    return cases
+
+
+CASES = usage_cases()
+
+
+def assert_one_line_error(status: int, stderr: str, expected: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    assert expected in lines[0], lines[0]
+    assert "--help" in lines[0]  # where to look next
+
+
+@pytest.mark.parametrize("argv,expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_usage_errors_are_one_line_through_main(argv, expected, capsys):
+    status = main(argv)
+    assert_one_line_error(status, capsys.readouterr().err, expected)
+
+
+def console_script() -> Path:
+    script = Path(sys.executable).with_name("whisper-adapt")
+    assert script.is_file(), "install the package (pip install -e .) to get the console script"
+    return script
+
+
+@pytest.mark.parametrize("argv,expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_usage_errors_are_one_line_through_the_console_script(argv, expected):
+    run = subprocess.run([str(console_script()), *argv], capture_output=True, text=True, timeout=60)
+    assert_one_line_error(run.returncode, run.stderr, expected)
+
+
+def test_no_arguments_shows_the_commands_not_an_error(capsys):
+    status = main([])
+    shown = capsys.readouterr()
+    text = shown.out + shown.err  # rich help goes to stdout, click's plain help to stderr
+    assert "Traceback" not in text and "error:" not in text
+    assert "transcribe" in text and "train" in text
+    assert status in (0, 2)  # click 8.2 and later exit 2 on a bare group, older ones 0
+
+
+LOWEST = ("typer==0.12.5", "click==8.1.7")  # the lowest typer pyproject.toml admits, on the real click
+
+
+@pytest.fixture(scope="module")
+def lowest_typer(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("lowest-typer")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                              str(target), *LOWEST], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    return target
+
+
+def test_usage_errors_on_the_lowest_supported_typer(lowest_typer):
+    """typer 0.12 raises click's own exception classes where 0.29 raises its vendored copy's: both must end
+    in one line. (click 8.1 suggests no command name, so the misspelled case only checks the line.)"""
+    runner = ("import sys, typer, click; from whisper_adapt.cli import main; "
+              "assert typer.__version__ == '0.12.5', typer.__version__; sys.exit(main(sys.argv[1:]))")
+    environment = {**os.environ, "PYTHONPATH": str(lowest_typer)}
+    for case_id, argv, expected in CASES:
+        run = subprocess.run([sys.executable, "-c", runner, *argv], capture_output=True, text=True, timeout=60,
+                             env=environment)
+        assert_one_line_error(run.returncode, run.stderr, "" if "misspelled" in case_id else expected)
