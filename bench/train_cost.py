@@ -107,7 +107,8 @@ def main() -> None:
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train.assemble import shipped_general_set
     from whisper_adapt.train.methods import MethodOptions
-    from whisper_adapt.train.trainer import PRESETS, TrainData, TrainOptions
+    from whisper_adapt.train.assemble import TrainData
+    from whisper_adapt.train.trainer import PRESETS, TrainOptions
 
     if args.gpu_memory_gb and torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory

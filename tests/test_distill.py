@@ -62,8 +62,8 @@ def test_distillation_keeps_the_replayed_clips_predictions_near_the_unadapted_mo
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.models import resolve_model
     from whisper_adapt.train.adapter import load_adapted_model
-    from whisper_adapt.train.assemble import shipped_general_set
-    from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
+    from whisper_adapt.train.assemble import TrainData, shipped_general_set
+    from whisper_adapt.train.trainer import TrainOptions, train_adapter
 
     replay = shipped_general_set()[:6]
     data = TrainData(tiny_clips, replay=replay)

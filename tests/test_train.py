@@ -16,7 +16,8 @@ from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.adapter import apply_adapter, load_adapted_model, read_adapter_info
 from whisper_adapt.train.methods import MethodOptions
 from whisper_adapt.train.scoring import choose_epoch, choose_kept
-from whisper_adapt.train.trainer import TrainData, TrainOptions, train_adapter
+from whisper_adapt.train.assemble import TrainData
+from whisper_adapt.train.trainer import TrainOptions, train_adapter
 
 # The tiny model has two decoder layers, both adapted by default: these tests choose the last one alone, so that
 # there are frozen layers to keep unchanged and to cache.
@@ -37,8 +38,9 @@ def trained(tiny_whisper_dir, tiny_clips, tmp_path_factory):
     out = {}
     for method in EXPECTED:
         directory = tmp_path_factory.mktemp(f"train-{method}")
+        # The clips as they are: these checks are about each method's parameters, not the room.
         options = TrainOptions(method=method, method_options=LAST_LAYER, epochs=3, batch_size=4, lr=3e-2,
-                               warmup_steps=0)
+                               warmup_steps=0, augment=None)
         out[method] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), directory, options)
     return out
 
@@ -225,7 +227,7 @@ def test_cached_frozen_layers_train_like_the_full_forward(method, tiny_whisper_d
     results = {}
     for cached in (True, False):
         options = TrainOptions(method=method, method_options=LAST_LAYER, epochs=2, batch_size=4, lr=3e-2,
-                               warmup_steps=0, cache_prefix=cached)
+                               warmup_steps=0, cache_prefix=cached, augment=None)
         results[cached] = train_adapter(tiny_whisper_dir, TrainData(tiny_clips), tmp_path / str(cached), options)
     assert any((tmp_path / "True" / "prefix").glob("*.npy")) and not (tmp_path / "False" / "prefix").exists()
     losses = {cached: [h["train_loss"] for h in r.history[1:]] for cached, r in results.items()}
@@ -486,24 +488,41 @@ def test_replay_rotation_sets_how_many_distinct_clips_a_run_replays(tmp_path):
 
 
 def test_each_epoch_trains_on_all_own_clips_and_a_fresh_replay_draw():
-    from whisper_adapt.train.data import ReplayMix
+    from whisper_adapt.train.data import EpochMix
 
     own, replay = list(range(5)), list(range(100, 140))
-    mix = ReplayMix(own, replay, per_epoch=6, seed=3)
+    mix = EpochMix(own, [], {"replay": (replay, 6)}, n_mels=80, seed=3)
     draws = []
     for epoch in range(1, 11):
         mix.set_epoch(epoch)
-        items = [mix[i] for i in range(len(mix))]
-        assert len(items) == 11 and items[:5] == own
-        assert len(set(items[5:])) == 6 and set(items[5:]) <= set(replay)
-        draws.append(items[5:])
+        assert len(mix) == 11 and mix.items[:5] == own
+        assert len(set(mix.items[5:])) == 6 and set(mix.items[5:]) <= set(replay)
+        draws.append(mix.items[5:])
     assert len({tuple(d) for d in draws}) == 10 and len({i for d in draws for i in d}) > 30
-    again = ReplayMix(own, replay, per_epoch=6, seed=3)
+    again = EpochMix(own, [], {"replay": (replay, 6)}, n_mels=80, seed=3)
     again.set_epoch(4)
-    assert [again[i] for i in range(5, 11)] == draws[3]  # a resumed run draws what the first one did
-    everything = ReplayMix(own, replay[:4], per_epoch=6, seed=3)
+    assert again.items[5:] == draws[3]  # a resumed run draws what the first one did
+    everything = EpochMix(own, [], {"replay": (replay[:4], 6)}, n_mels=80, seed=3)
     everything.set_epoch(2)
-    assert len(everything) == 9 and [everything[i] for i in range(5, 9)] == replay[:4]
+    assert len(everything) == 9 and everything.items[5:] == replay[:4]
+
+
+def test_each_epoch_trains_every_clip_clean_and_as_one_of_its_variants():
+    from whisper_adapt.train.data import EpochMix
+
+    own = ["a", "b", "c"]
+    variants = [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]]
+    mix = EpochMix(own, variants, {"replay": (list(range(20)), 4), "nonspeech": (["n1", "n2", "n3"], 2)},
+                   n_mels=80, seed=0)
+    picks = []
+    for epoch in range(1, 9):
+        mix.set_epoch(epoch)
+        assert len(mix) == 3 + 3 + 4 + 2 and mix.items[:3] == own
+        chosen = mix.items[3:6]
+        assert [item[0] for item in chosen] == own  # one variant of each clip, in order
+        assert set(mix.items[10:]) <= {"n1", "n2", "n3"} and len(set(mix.items[10:])) == 2
+        picks.append(tuple(chosen))
+    assert len({p for p in picks}) > 1 and {v for p in picks for v in p} == {v for g in variants for v in g}
 
 
 def test_with_all_clips_term_free_clips_are_trained_not_held_out_as_general_speech(tmp_path):
@@ -544,6 +563,7 @@ def test_assemble_keeps_term_clips_holds_out_recordings_and_replays_general_spee
 def test_train_help_states_the_defaults_of_options_left_unset():
     import re
 
+    from whisper_adapt.augment import AugmentOptions
     from whisper_adapt.train.assemble import AssembleOptions
 
     # Options without a literal default (the dataclasses hold the value) state it in their help text.
@@ -554,7 +574,8 @@ def test_train_help_states_the_defaults_of_options_left_unset():
                 "--term-weight": TrainOptions().term_weight,
                 "--replay-share": AssembleOptions().replay_share,
                 "--replay-rotation": AssembleOptions().replay_rotation,
-                "--validation-share": AssembleOptions().validation_share}
+                "--validation-share": AssembleOptions().validation_share,
+                "--variants": AugmentOptions().variants, "--nonspeech-share": AugmentOptions().nonspeech_share}
     for option, default in defaults.items():
         own_help = " ".join(flat.split(f"{option} ", 1)[1].split(" --", 1)[0].split())
         stated = re.search(r"\(default ([^)]+)\)", own_help)

@@ -12,6 +12,7 @@ Damaged input, decided once here for every caller:
 
 from __future__ import annotations
 
+import io
 import logging
 import wave
 from collections.abc import Iterator
@@ -93,8 +94,31 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
 
 def write_opus(path: str | Path, samples: np.ndarray, bit_rate: int = 32000) -> None:
     """Write mono float `samples` (16 kHz) as Ogg Opus: how the package ships its speech compactly."""
-    with av.open(str(path), "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=48000)
+    with open(path, "wb") as f:
+        _encode_lossy(f, samples, "libopus", bit_rate)
+
+
+def lossy_round_trip(samples: np.ndarray, codec: str, bit_rate: int) -> np.ndarray:
+    """Mono float `samples` (16 kHz) encoded with `codec` ("libopus" or "libmp3lame") at `bit_rate` bits/s
+    and decoded back, the same length: what a conference line or a compressed recording does to speech."""
+    buffer = io.BytesIO()
+    _encode_lossy(buffer, samples, codec, bit_rate)
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+        blocks = [block for frame in container.decode(container.streams.audio[0])
+                  for block in _to_mono(resampler, frame)]
+    decoded = np.concatenate(blocks + _to_mono(resampler, None) + [np.zeros(0, np.float32)])
+    return np.pad(decoded[: len(samples)], (0, max(0, len(samples) - len(decoded))))
+
+
+_LOSSY_CONTAINERS = {"libopus": ("ogg", 48000), "libmp3lame": ("mp3", SAMPLE_RATE)}  # Opus codes only 48 kHz
+
+
+def _encode_lossy(target, samples: np.ndarray, codec: str, bit_rate: int) -> None:
+    container_format, rate = _LOSSY_CONTAINERS[codec]
+    with av.open(target, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
         stream.bit_rate = bit_rate
         stream.layout = "mono"
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None, :]

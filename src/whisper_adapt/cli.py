@@ -265,39 +265,44 @@ def train(
     average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).")] = None,
     term_weight: Annotated[Optional[float], typer.Option(help="Weight of the loss at the tokens that spell a glossary term, against 1 for every other token; 1 is plain cross-entropy (default 1).")] = None,
     timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
+    augment: Annotated[bool, typer.Option(help="Also train on each clip as heard in other rooms (reverberation, other voices, noise, speed, band limit, codecs) and on clips where nobody speaks (--no-augment: the clips as they are).")] = True,
+    variants: Annotated[Optional[int], typer.Option(help="Room variants rendered per clip (into OUT/variants); each epoch trains on the clean clip and one of them (default 2).")] = None,
+    rir_dir: Annotated[Optional[Path], typer.Option(help="Folder of measured room impulse responses (WAV …) to use instead of synthetic rooms.")] = None,
+    nonspeech_share: Annotated[Optional[float], typer.Option(help="Share of each epoch that is non-speech (room noise, murmur, typing, tones, near-silence) trained to Whisper's no-speech answer; 0 turns it off (default 0.1).")] = None,
     stack_on: Annotated[Optional[list[Path]], typer.Option(help="Adapters trained earlier, applied (frozen) before this one: a corpus per layer.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw and the shuffle.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw, the room variants and the shuffle.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete epoch in OUT after an interruption.")] = False,
     language: Annotated[str, typer.Option(help="Language of the speech.")] = "ja",
 ) -> None:
     """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
+    from whisper_adapt.augment import AugmentOptions
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.labeled import load_labeled_set
-    from whisper_adapt.train.assemble import AssembleOptions, assemble
+    from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.methods import MethodOptions
-    from whisper_adapt.train.trainer import PRESETS, TrainOptions, train_adapter
+    from whisper_adapt.train.recipe import Recipe, train_from_clips
+    from whisper_adapt.train.trainer import PRESETS, TrainOptions
 
     if preset is not None and preset not in PRESETS:
         raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
     given = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
                  distill=distill, average_share=average_share, term_weight=term_weight)
     settings = {**PRESETS.get(preset or "", {}), **{k: v for k, v in given.items() if v is not None}}
+    acoustics = dict(variants=variants, nonspeech_share=nonspeech_share, rir_dir=str(rir_dir) if rir_dir else None)
     options = TrainOptions(method=method, method_options=MethodOptions(_layers(layers), lora_rank, lora_alpha),
                            grad_accum=grad_accum, forgetting_budget=forgetting_budget,
-                           timestamp_share=timestamp_share, seed=seed, language=language, **settings)
-    terms = load_glossary(glossary) if glossary else None
+                           timestamp_share=timestamp_share, seed=seed, language=language,
+                           augment=AugmentOptions(**{k: v for k, v in acoustics.items() if v is not None})
+                           if augment else None, **settings)
     assembly = dict(replay_share=replay_share, validation_share=validation_share, sound_alike_share=sound_alike_share,
                     replay_rotation=replay_rotation)
-    data = assemble(load_labeled_set(corpus), terms,
-                    AssembleOptions(terms_only=not all_clips, replay_own=replay_own, seed=seed,
-                                    **{k: v for k, v in assembly.items() if v is not None}),
-                    load_labeled_set(general) if general else None)
-    console.print(f"training on {data.description['train_clips']} clips + {data.description['replay_clips']} replayed "
-                  f"(drawn each epoch from {data.description['replay_pool']}), "
-                  f"validating on {len(data.validation)} + {len(data.general)} general")
+    recipe = Recipe(options, AssembleOptions(terms_only=not all_clips, replay_own=replay_own, seed=seed,
+                                             **{k: v for k, v in assembly.items() if v is not None}))
+    terms = load_glossary(glossary) if glossary else None
     with _progress("{task.completed:>5.0f}/{task.total:.0f}") as progress:
-        result = train_adapter(model, data, out, options, terms, tuple(stack_on or ()), resume,
-                               _train_callback(progress))
+        result = train_from_clips(model, load_labeled_set(corpus), terms, recipe, out,
+                                  load_labeled_set(general) if general else None, tuple(stack_on or ()), resume,
+                                  _train_callback(progress))
     _print_history(result.history + ([result.average] if result.average else []))
     if result.adapter_dir is None:
         console.print("[yellow]nothing beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
@@ -406,8 +411,16 @@ def _train_callback(progress):
                             description=f"{name} loss {payload['loss']:.3f} {payload['clips_per_s']:.1f} clips/s")
         elif kind == "epoch":
             progress.console.print(_epoch_line(payload))
+        elif kind == "data":
+            progress.console.print(_data_line(payload))
 
     return update
+
+
+def _data_line(description: dict) -> str:
+    return (f"training on {description['train_clips']} clips + {description['replay_clips']} replayed (drawn each "
+            f"epoch from {description['replay_pool']}), validating on {description['validation_clips']} + "
+            f"{description['general_clips']} general")
 
 
 def _epochs_text(epochs: list[int]) -> str:
@@ -417,7 +430,8 @@ def _epochs_text(epochs: list[int]) -> str:
 def _epoch_line(metrics: dict) -> str:
     parts = [f"epoch {metrics['epoch']}" if "epoch" in metrics else _epochs_text(metrics["epochs"])]
     for key, label in (("train_loss", "loss"), ("validation_cer", "val CER"), ("validation_term_recall", "term recall"),
-                       ("general_cer", "general CER"), ("validation_loops", "loops")):
+                       ("general_cer", "general CER"), ("validation_loops", "loops"),
+                       ("nonspeech_chars_per_min", "invented chars/min"), ("nonspeech_prob", "no-speech prob")):
         if metrics.get(key) is not None:
             parts.append(f"{label} {metrics[key]:.3f}" if isinstance(metrics[key], float) else f"{label} {metrics[key]}")
     return "  ".join(parts)

@@ -337,10 +337,10 @@ def prepare_meeting(corpus_dir: Path, meeting: Path, progress: DemoProgress) -> 
 def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> Path | None:
     """The default recipe on the reviewed clips; None when no epoch was worth keeping (said in the table)."""
     from whisper_adapt.labeled import load_labeled_set
-    from whisper_adapt.train.assemble import AssembleOptions, assemble
-    from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions, train_adapter
+    from whisper_adapt.train.assemble import AssembleOptions
+    from whisper_adapt.train.recipe import Recipe, train_from_clips
+    from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions
 
-    data = assemble(load_labeled_set(out / "corpus"), glossary, AssembleOptions(seed=options.seed))
     settings = TrainOptions(seed=options.seed, **({"epochs": options.epochs} if options.epochs else {}))
 
     def on_event(kind: str, payload: dict) -> None:
@@ -353,7 +353,9 @@ def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: De
 
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)
-    return train_adapter(options.model, data, run, settings, glossary, on_event=on_event).adapter_dir
+    recipe = Recipe(settings, AssembleOptions(seed=options.seed))
+    return train_from_clips(options.model, load_labeled_set(out / "corpus"), glossary, recipe, run,
+                            on_event=on_event).adapter_dir
 
 
 def evaluate_demo(out: Path, glossary_path: Path, glossary: Glossary, model_dir: Path | None, options: DemoOptions,

@@ -21,7 +21,7 @@ import csv
 import hashlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +30,24 @@ from whisper_adapt.glossary import Glossary, count_terms
 from whisper_adapt.labeled import LabeledClip, read_audiofolder
 from whisper_adapt.selection import split_by_recording
 from whisper_adapt.train.soundalike import most_alike, sound_alike_scores
-from whisper_adapt.train.trainer import TrainData
+
+
+@dataclass(frozen=True)
+class TrainData:
+    train: list[LabeledClip]
+    validation: list[LabeledClip] = field(default_factory=list)  # held-out clips like the training ones
+    general: list[LabeledClip] = field(default_factory=list)  # held-out everyday speech: the forgetting check
+    # More held-out everyday speech, read once at the end with `general` to judge the averaged weights.
+    wide_check: list[LabeledClip] = field(default_factory=list)
+    description: dict = field(default_factory=dict)  # hashes and counts recorded in adapter.json
+    replay: list[LabeledClip] = field(default_factory=list)  # general speech trained on beside `train`
+    replay_per_epoch: int | None = None  # replay clips drawn from `replay` each epoch; None: all of them
+    # Acoustic variants (train/variants.py): a `train` clip's id → the same words as heard in other rooms;
+    # each epoch trains on one of them beside the clean clip.
+    variants: dict[str, tuple[LabeledClip, ...]] = field(default_factory=dict)
+    nonspeech: list[LabeledClip] = field(default_factory=list)  # clips where nobody speaks: the no-speech target
+    nonspeech_per_epoch: int = 0
+    nonspeech_check: list[LabeledClip] = field(default_factory=list)  # held out: what the model invents there
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,9 @@ class AssembleOptions:
     # replay from them (train/trainer.py); 1 replays the same clips every epoch. With 4, ホシミ精機's everyday
     # CER moved -1.6/-0.7/-0.2 points over three seeds against +0.7 with 1 (bench/recipes.py).
     replay_rotation: int = 4
+    # Examples each training clip gives an epoch: 2 when it is also trained as one of its acoustic variants
+    # (train/variants.py), so that the replay keeps its share of the epoch.
+    examples_per_clip: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,8 +88,8 @@ class AssembleOptions:
             raise WhisperAdaptError("the sound-alike share must be between 0 and 1")
         if self.general_validation < 0 or self.wide_check < 0:
             raise WhisperAdaptError("the held-out general clips cannot be fewer than 0")
-        if self.replay_rotation < 1:
-            raise WhisperAdaptError("the replay rotation must be at least 1 (epoch's worth of replay)")
+        if self.replay_rotation < 1 or self.examples_per_clip < 1:
+            raise WhisperAdaptError("the replay rotation and the examples per clip must be at least 1")
 
 
 def shipped_general_set() -> list[LabeledClip]:
@@ -120,7 +140,7 @@ def assemble(clips: Sequence[LabeledClip], glossary: Glossary | None, options: A
     candidates = list(rest)
     for clip in own_general:  # random places rather than a reshuffle: with no own clips the draw is unchanged
         candidates.insert(rng.randrange(len(candidates) + 1), clip)
-    wanted = round(len(train) * options.replay_share / (1 - options.replay_share))
+    wanted = round(len(train) * options.examples_per_clip * options.replay_share / (1 - options.replay_share))
     replay = _draw_replay(candidates, wanted * options.replay_rotation, glossary, options.sound_alike_share)
     replayed_texts = {c.text for c in replay}
     wide_check = _one_clip_per_sentence([c for c in rest if c.text not in replayed_texts])[: options.wide_check]

@@ -49,6 +49,7 @@ class Prompt:
     transcribe: int
     no_timestamps: int
     eot: int
+    no_speech: int  # what Whisper predicts after <|startoftranscript|> where nobody speaks
 
     @property
     def timestamp_begin(self) -> int:
@@ -64,13 +65,20 @@ def make_prompt(tokenizer, language: str = "ja") -> Prompt:
     language_id = ids(f"<|{language}|>")
     if language_id == tokenizer.unk_token_id:
         raise WhisperAdaptError(f"unknown language '{language}' for this model's tokenizer")
+    # Whisper large-v3 names it <|nospeech|>; the earlier multilingual vocabularies <|nocaptions|>.
+    no_speech = ids("<|nospeech|>")
+    if no_speech == tokenizer.unk_token_id:
+        no_speech = ids("<|nocaptions|>")
     return Prompt(ids("<|startoftranscript|>"), language_id, ids("<|transcribe|>"), ids("<|notimestamps|>"),
-                  ids("<|endoftext|>"))
+                  ids("<|endoftext|>"), no_speech)
 
 
-def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | None) -> tuple[list[int], list[int]]:
+def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | None,
+                    label_language: bool = False) -> tuple[list[int], list[int]]:
     """(decoder inputs, labels). With `duration_s` the target carries timestamps <|0.00|> … <|end|>, so the
-    adapted model keeps predicting them (training without them breaks long-form timestamping)."""
+    adapted model keeps predicting them (training without them breaks long-form timestamping). With
+    `label_language` the first label is the language token, as in Whisper's own training: where the run
+    also trains non-speech clips to <|nospeech|>, speech must say that speech follows."""
     if duration_s is None:
         head, body = prompt.plain, text_ids
     else:
@@ -78,7 +86,16 @@ def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | Non
         head, body = prompt.plain[:3], [prompt.timestamp_begin, *text_ids, end]
     sequence = head + body + [prompt.eot]
     labels = [token if i + 1 >= len(head) else IGNORE_INDEX for i, token in enumerate(sequence[1:])]
+    if label_language:
+        labels[0] = prompt.language
     return sequence[:-1], labels
+
+
+def nonspeech_sequence(prompt: Prompt) -> tuple[list[int], list[int]]:
+    """(decoder inputs, labels) of a clip where nobody speaks: <|nospeech|> after <|startoftranscript|>
+    (the probability the guards read) and, after the usual prompt, nothing but end-of-text."""
+    inputs = list(prompt.plain)
+    return inputs, [prompt.no_speech] + [IGNORE_INDEX] * (len(inputs) - 2) + [prompt.eot]
 
 
 def encoder_sha256(model: torch.nn.Module) -> str:
@@ -132,6 +149,7 @@ def term_token_indexes(text: str, tokenizer, glossary: Glossary | None) -> tuple
 def build_examples(
     clips: Sequence[LabeledClip], tokenizer, prompt: Prompt, encoder_files: dict[str, Path] | None,
     timestamp_share: float, seed: int, max_target_tokens: int, glossary: Glossary | None = None,
+    label_language: bool = False,
 ) -> tuple[list[Example], list[WhisperAdaptError]]:
     """Examples for `clips`; a share of them (chosen by `seed`) gets timestamped targets; with `glossary`,
     each records where its target spells a term. Clips whose text is empty or too long for Whisper's 448-token
@@ -145,7 +163,7 @@ def build_examples(
             problems.append(WhisperAdaptError("empty transcript", clip.audio_path))
             continue
         timed = duration_s if rng.random() < timestamp_share else None
-        inputs, labels = target_sequence(text_ids, prompt, timed)
+        inputs, labels = target_sequence(text_ids, prompt, timed, label_language)
         if len(inputs) > max_target_tokens:
             problems.append(WhisperAdaptError(f"transcript of {len(inputs)} tokens exceeds {max_target_tokens}",
                                               clip.audio_path))
@@ -157,6 +175,31 @@ def build_examples(
     return examples, problems
 
 
+def build_nonspeech_examples(clips: Sequence[LabeledClip], prompt: Prompt,
+                             encoder_files: dict[str, Path] | None) -> list[Example]:
+    """Examples for clips where nobody speaks (their text is ignored): the no-speech target."""
+    inputs, labels = nonspeech_sequence(prompt)
+    return [Example(clip, audio_duration_s(clip.audio_path), tuple(inputs), tuple(labels),
+                    encoder_files[clip.clip_id] if encoder_files else None) for clip in clips]
+
+
+def load_example(example: Example, n_mels: int) -> dict:
+    """What one training step needs of an example: target ids, and its cached (or computed) inputs."""
+    item = {"decoder_input_ids": example.decoder_input_ids, "labels": example.labels,
+            "term_positions": example.term_positions}
+    if example.encoder_file is not None:
+        item["encoder_hidden"] = torch.from_numpy(np.load(example.encoder_file))
+    else:
+        item["input_features"] = torch.from_numpy(clip_features(decode_audio(example.clip.audio_path), n_mels))
+    if example.prefix_file is not None:
+        item["decoder_prefix"] = torch.from_numpy(np.load(example.prefix_file))
+    if example.teacher_file is not None:
+        with np.load(example.teacher_file) as teacher:
+            item["teacher_ids"] = torch.from_numpy(teacher["ids"]).long()
+            item["teacher_log_probs"] = torch.from_numpy(teacher["log_probs"].astype(np.float32))
+    return item
+
+
 class ExampleDataset(torch.utils.data.Dataset):
     def __init__(self, examples: Sequence[Example], n_mels: int):
         self.examples = list(examples)
@@ -166,45 +209,39 @@ class ExampleDataset(torch.utils.data.Dataset):
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict:
-        example = self.examples[index]
-        item = {"decoder_input_ids": example.decoder_input_ids, "labels": example.labels,
-                "term_positions": example.term_positions}
-        if example.encoder_file is not None:
-            item["encoder_hidden"] = torch.from_numpy(np.load(example.encoder_file))
-        else:
-            item["input_features"] = torch.from_numpy(clip_features(decode_audio(example.clip.audio_path),
-                                                                    self.n_mels))
-        if example.prefix_file is not None:
-            item["decoder_prefix"] = torch.from_numpy(np.load(example.prefix_file))
-        if example.teacher_file is not None:
-            with np.load(example.teacher_file) as teacher:
-                item["teacher_ids"] = torch.from_numpy(teacher["ids"]).long()
-                item["teacher_log_probs"] = torch.from_numpy(teacher["log_probs"].astype(np.float32))
-        return item
+        return load_example(self.examples[index], self.n_mels)
 
 
-class ReplayMix(torch.utils.data.Dataset):
-    """The organization's examples every epoch, plus `per_epoch` replay examples drawn anew each epoch.
+class EpochMix(torch.utils.data.Dataset):
+    """One epoch's examples: every example of the organization's clips, one augmented variant of each of them
+    (when it has any), and fresh draws from pools of replayed general speech and of non-speech clips.
 
-    The draw depends only on (seed, epoch), so a resumed run trains on what the uninterrupted one would have.
+    Every draw depends only on (seed, epoch), so a resumed run trains on what the uninterrupted one would have.
     """
 
-    def __init__(self, own: Sequence, replay: Sequence, per_epoch: int, seed: int):
-        self.own, self.replay, self.seed = own, replay, seed
-        self.per_epoch = min(per_epoch, len(replay))
-        self.drawn = list(range(self.per_epoch))
+    def __init__(self, own: Sequence[Example], variants: Sequence[Sequence[Example]],
+                 pools: dict[str, tuple[Sequence[Example], int]], n_mels: int, seed: int):
+        self.own, self.n_mels, self.seed = list(own), n_mels, seed
+        self.variants = [list(group) for group in variants if group]
+        self.pools = {name: (list(pool), min(per_epoch, len(pool))) for name, (pool, per_epoch) in pools.items()}
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        if self.per_epoch < len(self.replay):
-            self.drawn = random.Random(f"replay:{self.seed}:{epoch}").sample(range(len(self.replay)), self.per_epoch)
+        picked = [group[random.Random(f"variant:{self.seed}:{epoch}:{index}").randrange(len(group))]
+                  for index, group in enumerate(self.variants)]
+        drawn = []
+        for name, (pool, per_epoch) in self.pools.items():
+            indexes = range(per_epoch)
+            if epoch and per_epoch < len(pool):
+                indexes = random.Random(f"{name}:{self.seed}:{epoch}").sample(range(len(pool)), per_epoch)
+            drawn += [pool[i] for i in indexes]
+        self.items = self.own + picked + drawn
 
     def __len__(self) -> int:
-        return len(self.own) + self.per_epoch
+        return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
-        if index < len(self.own):
-            return self.own[index]
-        return self.replay[self.drawn[index - len(self.own)]]
+        return load_example(self.items[index], self.n_mels)
 
 
 def model_batches(examples: Sequence[Example], n_mels: int, pad_id: int, device,

@@ -28,6 +28,21 @@ def score_epoch(name: str, references: Sequence[str], decoded: Sequence, glossar
     return metrics
 
 
+def score_nonspeech(decoded: Sequence, durations_s: Sequence[float]) -> dict:
+    """What the model does where nobody speaks: `nonspeech_chars_per_min`, the characters it writes there that
+    Whisper's silence rule (no-speech probability above its threshold while the text's log-probability is
+    low) would not drop, per minute; and `nonspeech_prob`, the mean no-speech probability."""
+    from whisper_adapt.evaluate import normalize_text
+    from whisper_adapt.guards import GuardOptions
+
+    guards = GuardOptions()
+    kept = [d for d in decoded if not (d.no_speech_prob > guards.no_speech_prob_max
+                                       and d.avg_logprob < guards.avg_logprob_min)]
+    characters = sum(len(normalize_text(d.text)) for d in kept)
+    return {"nonspeech_chars_per_min": characters / max(sum(durations_s) / 60, 1e-9),
+            "nonspeech_prob": sum(d.no_speech_prob for d in decoded) / max(len(decoded), 1)}
+
+
 def choose_kept(history: Sequence[dict], average: dict | None, budget: float) -> list[int]:
     """The epochs whose weights the adapter holds: `average["epochs"]` (their mean), one epoch, or none.
 

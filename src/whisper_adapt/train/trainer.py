@@ -24,21 +24,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from whisper_adapt.augment import AugmentOptions
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
-from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.adapter import AdapterInfo, save_adapter
+from whisper_adapt.train.assemble import TrainData
 from whisper_adapt.train.methods import MethodOptions, get_method, resolve_layers, trainable_state
 from whisper_adapt.train.distill import distillation_loss, fill_teacher_cache, with_teacher_files
 from whisper_adapt.train.prefix import feeding_prefix, fill_prefix_cache, prefix_depth, with_prefix_files
-from whisper_adapt.train.scoring import choose_kept, score_epoch
+from whisper_adapt.train.scoring import choose_kept, score_epoch, score_nonspeech
 
 # (event, payload): a CACHE_STAGES key {done, total}, "step" {epoch, step, steps, loss, clips_per_s},
 # "epoch" {metrics}, "note" {text}. The CLI draws progress from these.
 EventFn = Callable[[str, dict], None]
-CACHE_STAGES = {"cache": "encoding clips", "teacher": "unadapted model's predictions",
-                "prefix": "caching frozen decoder layers"}
+CACHE_STAGES = {"variants": "rendering room variants", "cache": "encoding clips",
+                "teacher": "unadapted model's predictions", "prefix": "caching frozen decoder layers"}
+# The sets trained on (cached alike); the others are only scored.
+TRAINING_SETS = ("train", "variants", "replay", "nonspeech")
+NONSPEECH_CHECK_TOKENS = 32
 TEACHER_KEYS = ("teacher_ids", "teacher_log_probs", "teacher_mask")  # in distillation_loss's order
 
 
@@ -82,6 +86,9 @@ class TrainOptions:
     # cross-entropy. Weight 3 on the last layer: term recall 0.958 and 0.962 where 1 gave 0.896 and 0.923
     # (bench/recipes.py, seed 0 of each company); not yet measured with two layers.
     term_weight: float = 1.0
+    # The meeting room in training (train/variants.py): acoustic variants of every clip and non-speech clips
+    # trained to Whisper's no-speech answer. None trains on the clips as they are.
+    augment: AugmentOptions | None = field(default_factory=AugmentOptions)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -107,18 +114,6 @@ PRESETS: dict[str, dict] = {
     "original": dict(lr=5e-4, weight_decay=0.01, adam_eps=1e-8, warmup_steps=2, batch_size=2, epochs=10,
                      average_share=0.0),
 }
-
-
-@dataclass(frozen=True)
-class TrainData:
-    train: list[LabeledClip]
-    validation: list[LabeledClip] = field(default_factory=list)  # held-out clips like the training ones
-    general: list[LabeledClip] = field(default_factory=list)  # held-out everyday speech: the forgetting check
-    # More held-out everyday speech, read once at the end with `general` to judge the averaged weights.
-    wide_check: list[LabeledClip] = field(default_factory=list)
-    description: dict = field(default_factory=dict)  # hashes and counts recorded in adapter.json
-    replay: list[LabeledClip] = field(default_factory=list)  # general speech trained on beside `train`
-    replay_per_epoch: int | None = None  # replay clips drawn from `replay` each epoch; None: all of them
 
 
 @dataclass(frozen=True)
@@ -161,25 +156,26 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     method = get_method(options.method)
     layers = resolve_layers(model, options.method_options.layers)
 
+    if options.augment is not None:
+        data = _add_acoustics(data, options, out_dir, accelerator, emit)
     examples, problems = _examples(model, data, tokenizer, prompt, options, glossary,
                                    method.freezes_encoder and options.cache_encoder, accelerator, emit)
-    own_count = len(examples["train"])
-    examples["train"] += examples.pop("replay")
+    trained = [e for name in TRAINING_SETS for e in examples[name]]
     if options.distill:
-        examples["train"] = _cache_teacher(model, examples["train"], out_dir / "teacher", prompt, accelerator, emit)
+        trained = _cache_teacher(model, trained, out_dir / "teacher", prompt, accelerator, emit)
     depth = prefix_depth(model, layers if method.trains_chosen_layers else None) if options.cache_prefix else 0
     if depth:
-        examples["train"] = _cache_prefix(model, examples["train"], depth, out_dir / "prefix", prompt, accelerator,
-                                          emit)
+        trained = _cache_prefix(model, trained, depth, out_dir / "prefix", prompt, accelerator, emit)
+    examples |= _regroup(trained, {name: len(examples[name]) for name in TRAINING_SETS})
     model = method.prepare(model, options.method_options)
     initial = trainable_state(model)  # what the adapter's changes are measured from
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay, eps=options.adam_eps)
-    n_mels, replayed = model.config.num_mel_bins, examples["train"][own_count:]
-    dataset = train_data.ReplayMix(train_data.ExampleDataset(examples["train"][:own_count], n_mels),
-                                   train_data.ExampleDataset(replayed, n_mels),
-                                   len(replayed) if data.replay_per_epoch is None else data.replay_per_epoch,
-                                   options.seed)
+    dataset = train_data.EpochMix(
+        examples["train"], _variant_groups(examples["train"], examples["variants"]),
+        {"replay": (examples["replay"], len(examples["replay"]) if data.replay_per_epoch is None else data.replay_per_epoch),
+         "nonspeech": (examples["nonspeech"], data.nonspeech_per_epoch)},
+        model.config.num_mel_bins, options.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, shuffle=True,
                                          collate_fn=partial(train_data.collate, pad_id=prompt.eot))
     steps_per_epoch = max(1, -(-len(loader) // (options.grad_accum * accelerator.num_processes)))
@@ -237,17 +233,30 @@ def _linear_schedule(optimizer, warmup_steps: int, total_steps: int):
     return get_linear_schedule_with_warmup(optimizer, min(warmup_steps, total_steps), max(total_steps, 1))
 
 
+def _add_acoustics(data: TrainData, options: TrainOptions, out_dir: Path, accelerator, emit: EventFn) -> TrainData:
+    """Render the run's variants and non-speech clips (main process); every process then finds the files."""
+    from whisper_adapt.train.variants import add_acoustics
+
+    if accelerator.is_main_process:
+        add_acoustics(data, options.augment, out_dir, options.seed,
+                      lambda done, total: emit("variants", {"done": done, "total": total}))
+    accelerator.wait_for_everyone()
+    return add_acoustics(data, options.augment, out_dir, options.seed)
+
+
 def _examples(model, data: TrainData, tokenizer, prompt, options: TrainOptions, glossary: Glossary | None,
               cached: bool, accelerator, emit: EventFn) -> tuple[dict[str, list], list[WhisperAdaptError]]:
     """Encode (once, on the main process) and tokenize every clip the run trains on or scores."""
     from whisper_adapt.models import cache_root
 
-    wide_check = data.wide_check if options.averaged_epochs() else []  # only the average is judged on it
-    held_out = data.validation + data.general + wide_check
+    sets = {"train": data.train, "variants": [v for group in data.variants.values() for v in group],
+            "replay": data.replay, "nonspeech": data.nonspeech, "validation": data.validation,
+            "general": data.general, "wide_check": data.wide_check if options.averaged_epochs() else [],
+            "nonspeech_check": data.nonspeech_check}  # the wide check judges only the average
+    to_cache = [clip for name, clips in sets.items() if cached or name not in TRAINING_SETS for clip in clips]
     files = None
-    if cached or held_out:
+    if to_cache:
         cache_dir = cache_root() / "encoder" / train_data.encoder_sha256(model)
-        to_cache = data.train + data.replay + held_out if cached else held_out
         if accelerator.is_main_process:
             train_data.fill_encoder_cache(model.to(accelerator.device), to_cache, cache_dir,
                                           on_progress=_counter(emit, "cache", len(to_cache)))
@@ -255,17 +264,39 @@ def _examples(model, data: TrainData, tokenizer, prompt, options: TrainOptions, 
         accelerator.wait_for_everyone()
         files = train_data.encoder_cache_files(to_cache, cache_dir)
     limit = model.config.max_target_positions
+    # With non-speech in the mix, speech examples say that speech follows (see train/data.target_sequence).
+    label_language = bool(data.nonspeech)
     examples, problems = {}, []
-    for name, clips, share in (("train", data.train, options.timestamp_share),
-                               ("replay", data.replay, options.timestamp_share),
-                               ("validation", data.validation, 0.0), ("general", data.general, 0.0),
-                               ("wide_check", wide_check, 0.0)):
-        use_files = files if (name not in ("train", "replay") or cached) else None
-        built, found = train_data.build_examples(clips, tokenizer, prompt, use_files, share, options.seed, limit,
-                                                 glossary if name == "train" else None)
+    for name, clips in sets.items():
+        use_files = files if (name not in TRAINING_SETS or cached) else None
+        if name.startswith("nonspeech"):
+            examples[name] = train_data.build_nonspeech_examples(clips, prompt, use_files)
+            continue
+        trained = name in TRAINING_SETS
+        built, found = train_data.build_examples(clips, tokenizer, prompt, use_files,
+                                                 options.timestamp_share if trained else 0.0, options.seed, limit,
+                                                 glossary if name in ("train", "variants") else None,
+                                                 label_language and trained)
         examples[name] = built
-        problems += found
+        problems += found if name != "variants" else []  # a variant's problem is its clip's, reported once
     return examples, problems
+
+
+def _regroup(examples: list, sizes: dict[str, int]) -> dict[str, list]:
+    """The concatenation of several sets cut back into them."""
+    groups, start = {}, 0
+    for name, size in sizes.items():
+        groups[name] = examples[start:start + size]
+        start += size
+    return groups
+
+
+def _variant_groups(own: list, variants: list) -> list[list]:
+    """For each of the organization's examples, the examples of its acoustic variants (ids `<clip id>#v<n>`)."""
+    by_clip: dict[str, list] = {}
+    for example in variants:
+        by_clip.setdefault(example.clip.clip_id.rpartition("#v")[0], []).append(example)
+    return [by_clip.get(example.clip.clip_id, []) for example in own]
 
 
 def _cache_prefix(model, examples: list, depth: int, directory: Path, prompt, accelerator, emit: EventFn) -> list:
@@ -356,6 +387,12 @@ def _validate(accelerator, model, examples, prompt, tokenizer, glossary, label: 
             if examples[name]:
                 decoded = decode_examples(unwrapped, examples[name], prompt, tokenizer)
                 metrics |= score_epoch(name, [e.clip.text for e in examples[name]], decoded, glossary)
+        if examples.get("nonspeech_check"):
+            # A few dozen tokens tell whether the model writes anything where nobody speaks; a model that
+            # does would otherwise decode every clip to the length limit.
+            decoded = decode_examples(unwrapped, examples["nonspeech_check"], prompt, tokenizer,
+                                      max_tokens=NONSPEECH_CHECK_TOKENS)
+            metrics |= score_nonspeech(decoded, [e.duration_s for e in examples["nonspeech_check"]])
         if "epoch" in metrics:
             accelerator.log({k: v for k, v in metrics.items() if isinstance(v, float)}, step=metrics["epoch"])
     metrics["seconds"] = round(time.perf_counter() - start, 2)
@@ -372,7 +409,8 @@ def _validate_average(accelerator, model, examples, prompt, tokenizer, glossary,
     unadapted = {}
     if examples["wide_check"]:
         _set_trained(unwrapped, initial)
-        unadapted = _validate(accelerator, model, {**wide, "validation": []}, prompt, tokenizer, glossary, {})
+        unadapted = _validate(accelerator, model, {**wide, "validation": [], "nonspeech_check": []}, prompt,
+                              tokenizer, glossary, {})
     _set_trained(unwrapped, _mean_state(checkpoints, epochs))
     average = _validate(accelerator, model, wide, prompt, tokenizer, glossary, {"epochs": epochs})
     if "general_cer" in unadapted:

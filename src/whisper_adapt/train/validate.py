@@ -28,6 +28,8 @@ TOKENS_MARGIN = 10
 class Decoded:
     text: str
     loops: int
+    no_speech_prob: float = 0.0  # of <|nospeech|> right after <|startoftranscript|>, as faster-whisper reads it
+    avg_logprob: float = 0.0  # mean log-probability of the decoded tokens (0 when none)
 
 
 def suppressed_ids(model, prompt: Prompt) -> list[int]:
@@ -50,13 +52,13 @@ def _cache_keyword() -> str:
 
 @torch.no_grad()
 def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], prompt: Prompt,
-                  tokenizer, guards: GuardOptions = GuardOptions()) -> list[Decoded]:
-    """Decode a batch of encoder outputs [batch, frames, d_model] greedily with a KV cache."""
+                  tokenizer, guards: GuardOptions = GuardOptions(), max_tokens: int | None = None) -> list[Decoded]:
+    """Decode a batch of encoder outputs [batch, frames, d_model] greedily with a KV cache; `max_tokens`
+    bounds every clip's output further."""
     batch = hidden.shape[0]
     device = hidden.device
-    limit = min(model.config.max_target_positions - len(prompt.plain),
-                int(TOKENS_MARGIN + TOKENS_PER_S_MAX * max(durations_s)))
-    per_clip_limit = [int(TOKENS_MARGIN + TOKENS_PER_S_MAX * d) for d in durations_s]
+    per_clip_limit = [min(int(TOKENS_MARGIN + TOKENS_PER_S_MAX * d), max_tokens or 10**6) for d in durations_s]
+    limit = min(model.config.max_target_positions - len(prompt.plain), max(per_clip_limit))
     suppress = torch.tensor(suppressed_ids(model, prompt), device=device)
     begin_suppress = torch.tensor(model.generation_config.begin_suppress_tokens or [], device=device, dtype=torch.long)
     tokens = torch.tensor([prompt.plain] * batch, device=device)
@@ -66,14 +68,19 @@ def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], pro
     keyword = _cache_keyword()
     encoder_outputs = (hidden,)
     step_input = tokens
+    no_speech = torch.zeros(batch)
+    logprob_sums = torch.zeros(batch)
     for step in range(limit):
         out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input, use_cache=True, **{keyword: past})
         past = getattr(out, keyword)
+        if step == 0:
+            no_speech = out.logits[:, 0, :].float().softmax(dim=-1)[:, prompt.no_speech].cpu()
         logits = out.logits[:, -1, :].float()
         logits[:, suppress] = -torch.inf
         if step == 0 and len(begin_suppress):
             logits[:, begin_suppress] = -torch.inf
         next_tokens = logits.argmax(dim=-1)
+        chosen = logits.log_softmax(dim=-1).gather(1, next_tokens[:, None])[:, 0].cpu()
         for row, token in enumerate(next_tokens.tolist()):
             if done[row]:
                 continue
@@ -81,15 +88,17 @@ def greedy_decode(model, hidden: torch.Tensor, durations_s: Sequence[float], pro
                 done[row] = True
             else:
                 generated[row].append(token)
+                logprob_sums[row] += chosen[row]
         if all(done):
             break
         step_input = next_tokens[:, None]
-    return [_finish(tokenizer.decode(ids, skip_special_tokens=True), guards) for ids in generated]
+    return [_finish(tokenizer.decode(ids, skip_special_tokens=True), guards, float(no_speech[row]),
+                    float(logprob_sums[row]) / max(len(ids), 1)) for row, ids in enumerate(generated)]
 
 
-def _finish(text: str, guards: GuardOptions) -> Decoded:
+def _finish(text: str, guards: GuardOptions, no_speech_prob: float, avg_logprob: float) -> Decoded:
     text = text.strip()
-    return Decoded(collapse_repeats(text, guards), count_loops(text, guards))
+    return Decoded(collapse_repeats(text, guards), count_loops(text, guards), no_speech_prob, avg_logprob)
 
 
 def _encoder_states(model, examples: Sequence[Example]) -> torch.Tensor:
@@ -105,12 +114,14 @@ def _encoder_states(model, examples: Sequence[Example]) -> torch.Tensor:
         return model.get_encoder()(torch.from_numpy(features).to(device)).last_hidden_state
 
 
-def decode_examples(model, examples: Sequence[Example], prompt: Prompt, tokenizer, batch_size: int = 8) -> list[Decoded]:
+def decode_examples(model, examples: Sequence[Example], prompt: Prompt, tokenizer, batch_size: int = 8,
+                    max_tokens: int | None = None) -> list[Decoded]:
     """Greedy transcripts of cached examples, in order."""
     device = next(model.parameters()).device
     results: list[Decoded] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         hidden = _encoder_states(model, chunk).to(device).float()
-        results += greedy_decode(model, hidden, [e.duration_s for e in chunk], prompt, tokenizer)
+        results += greedy_decode(model, hidden, [e.duration_s for e in chunk], prompt, tokenizer,
+                                 max_tokens=max_tokens)
     return results

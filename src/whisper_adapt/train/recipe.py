@@ -1,0 +1,34 @@
+"""What a training run is, decided in one place: a recipe (how to train, and which data: clips, replay,
+checks) and the one function that trains an adapter from labelled clips with it. `train`, `demo` and the
+benchmarks all go through `train_from_clips`, so what they measure is what the CLI ships."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from whisper_adapt.glossary import Glossary
+from whisper_adapt.labeled import LabeledClip
+from whisper_adapt.train.assemble import AssembleOptions, assemble
+from whisper_adapt.train.trainer import EventFn, TrainOptions, TrainResult, train_adapter
+
+
+@dataclass(frozen=True)
+class Recipe:
+    train: TrainOptions = field(default_factory=TrainOptions)
+    data: AssembleOptions = field(default_factory=AssembleOptions)
+
+
+def train_from_clips(base: str | Path, clips: Sequence[LabeledClip], glossary: Glossary | None, recipe: Recipe,
+                     out_dir: Path, general: Sequence[LabeledClip] | None = None, stack_on: tuple[Path, ...] = (),
+                     resume: bool = False, on_event: EventFn | None = None) -> TrainResult:
+    """Assemble what trains (term clips, replay, held-out checks) and train the adapter into `out_dir`.
+    `on_event("data", description)` tells what was assembled before training starts."""
+    augment = recipe.train.augment
+    per_clip = 2 if augment is not None and augment.variants else 1  # clean + one variant an epoch
+    data = assemble(clips, glossary, replace(recipe.data, examples_per_clip=per_clip), general)
+    if on_event:
+        on_event("data", {**data.description, "validation_clips": len(data.validation),
+                          "general_clips": len(data.general)})
+    return train_adapter(base, data, out_dir, recipe.train, glossary, stack_on, resume, on_event)
