@@ -188,9 +188,9 @@ def serve_app():
 
 @pytest.fixture(scope="session")
 def longform_set(tmp_path_factory) -> Path:
-    """A long-form set of one recording, 105 s: three of the demo's held-out sentences (from its speech bank,
-    glossary terms in each) after 32 s of room noise, 37 s of next-room murmur and 20 s of keyboard clicks,
-    then 5 s of near-silence — 90% of it without speech. `longform_set / "meeting.json"` is its reference."""
+    """A long-form set of one recording, 127 s: three of the demo's held-out sentences (from its speech bank,
+    glossary terms in each) after 32 s of room noise, 37 s of next-room murmur and 42 s of keyboard clicks,
+    then 5 s of near-silence — 92% of it without speech. `longform_set / "meeting.json"` is its reference."""
     import numpy as np
 
     from whisper_adapt.audio import decode_audio
