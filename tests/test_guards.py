@@ -226,8 +226,9 @@ def test_an_english_sentence_is_cut_out_of_japanese_and_kept_among_the_dropped()
                        (english, "foreign script: a Latin run of 11 words")]
 
 
-# Reproduced with the packaged base on a long-form recording (sentences 10-45 s apart; bench/longform.py):
-# faster-whisper's batched pipeline returned ONE segment from 32.53 s to 247.15 s for eight sentences.
+# Measured with the packaged base, batched pipeline (8 windows), on a 255-s long-form recording of eight of
+# the demo's held-out sentences, 10-45 s apart (nonspeech.build_longform): faster-whisper returned ONE
+# segment from 32.53 s to 247.15 s for the eight sentences.
 # Its word timings, one Word per stretch of speech here; the reference spans were 32.29-35.60,
 # 73.04-76.76, 96.50-99.88, 143.24-146.53, 176.03-179.95, 200.89-204.24, 228.23-230.99, 245.84-248.99.
 STRADDLING_WORDS = (
