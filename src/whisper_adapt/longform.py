@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def _json_spans(text: str, path: Path) -> list[Span]:
         if not isinstance(item, dict):
             raise WhisperAdaptError(f'{where}: expected an object {{"start": s, "end": s, "text": "…"}}', path)
         times = [item.get(key) for key in ("start", "end")]
-        if any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in times):
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) for t in times):
             raise WhisperAdaptError(f"{where}: start and end must be numbers of seconds, not {times[0]!r} and {times[1]!r}",
                                     path)
         text, speaker = item.get("text"), item.get("speaker")
@@ -194,7 +195,8 @@ def _checked(spans: list[Span], path: Path) -> tuple[Span, ...]:
         if span.start_s < 0:
             raise WhisperAdaptError(f"span {index} starts at a negative time ({span.start_s:g} s)", path)
         if span.end_s <= span.start_s:
-            raise WhisperAdaptError(f"span {index} ends ({span.end_s:g} s) before it starts ({span.start_s:g} s)", path)
+            raise WhisperAdaptError(f"span {index} does not end ({span.end_s:g} s) after it starts ({span.start_s:g} s)",
+                                    path)
     ordered = sorted(spans, key=lambda span: span.start_s)
     for a, b in zip(ordered, ordered[1:]):
         if b.start_s < a.end_s:
