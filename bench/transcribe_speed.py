@@ -1,7 +1,8 @@
 """Transcription speed, side by side in one run: our `transcribe` vs bare faster-whisper vs transformers.
 
 The same audio (about a minute of distinct synthesized sentences, two voices, pauses) goes through
-  1. whisper_adapt.transcribe.transcribe_audio (guards, VAD, dictionary-free),
+  1. whisper_adapt.transcribe.transcribe_audio (guards, VAD, dictionary-free), also without the pause
+     rule (which asks faster-whisper for word timings) to show what that rule costs,
   2. faster-whisper's WhisperModel.transcribe with the same decoding settings,
   3. the Hugging Face transformers ASR pipeline on the same weights (converted by models.py), greedy,
      30 s chunks, float32.
@@ -61,6 +62,7 @@ def main() -> None:
     import torch
     from transformers import pipeline
 
+    from whisper_adapt.guards import GuardOptions
     from whisper_adapt.models import resolve_model
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 
@@ -68,6 +70,7 @@ def main() -> None:
     duration_s = len(audio) / 16000
     model = load_model(args.model, device="cpu", compute_type=args.compute_type)
     options = TranscribeOptions(beam_size=args.beam_size)
+    unsplit = TranscribeOptions(beam_size=args.beam_size, guards=GuardOptions(max_pause_s=None))
     batched = TranscribeOptions(beam_size=args.beam_size, batch_size=args.batch_size)
     settings = dict(language=options.language, beam_size=options.beam_size, temperature=list(options.temperatures),
                     vad_filter=options.vad, condition_on_previous_text=options.condition_on_previous_text)
@@ -75,6 +78,7 @@ def main() -> None:
                    dtype=torch.float32, device="cpu", chunk_length_s=30)
     runs = {
         "whisper-adapt transcribe": lambda: transcribe_audio(model, audio, options).text,
+        "ours, no pause rule": lambda: transcribe_audio(model, audio, unsplit).text,
         f"ours, batched x{args.batch_size}": lambda: transcribe_audio(model, audio, batched).text,
         "bare faster-whisper": lambda: "".join(s.text for s in model.transcribe(audio, **settings)[0]),
         "transformers pipeline": lambda: asr(audio.copy(), batch_size=1, generate_kwargs=dict(
@@ -100,6 +104,7 @@ def main() -> None:
         print(f"{name:28} {median:9.2f} {duration_s / median:11.1f}")
     ours = medians["whisper-adapt transcribe"]
     print(f"ours vs bare faster-whisper: {medians['bare faster-whisper'] / ours:.2f}x speed (goal >= 0.95)")
+    print(f"ours vs ours without the pause rule: {medians['ours, no pause rule'] / ours:.2f}x speed")
     print(f"ours vs transformers:        {medians['transformers pipeline'] / ours:.2f}x speed (goal >= 4)")
     for name, text in texts.items():
         print(f"[{name}] {text[:60]}…")

@@ -2,7 +2,7 @@
 
     python scripts/make_eval_sets.py eval-data
     whisper-adapt eval --test eval-data/test --general eval-data/general --nonspeech eval-data/nonspeech \
-        --glossary eval-data/glossary.txt --model base --out eval-data/report
+        --longform eval-data/longform --glossary eval-data/glossary.txt --model base --out eval-data/report
 
 Writes, offline and reproducibly (same text, same files):
 - `test/`: 16 sentences full of the company's words, spoken by jf_tebukuro, a voice that neither the
@@ -10,6 +10,9 @@ Writes, offline and reproducibly (same text, same files):
 - `general/`: 10 everyday sentences by the same voice, none of them in the shipped general set, for
   forgetting: what an adapter must not lose;
 - `nonspeech/`: four 15 s files without speech (faint room tone, noise, mains hum, keyboard clicks);
+- `longform/`: one recording (about 5 minutes, most of it without speech) of 8 test sentences, each after
+  10-45 s of room noise, next-room murmur, keyboard clicks or near-silence (`nonspeech.build_longform`),
+  with its reference `meeting.json`;
 - `glossary.txt`: the terms with their readings and the misrecognitions Whisper base produced for them on
   *other* sentences in *other* voices (jf_alpha, jm_kumo) — what a reviewer writes down while correcting
   drafts — so the replacement dictionary is not tuned on the test set.
@@ -24,6 +27,7 @@ import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE, write_wav
 from whisper_adapt.demo import write_spoken_set
+from whisper_adapt.nonspeech import build_longform, write_longform
 from whisper_adapt.synth import synthesize_speech
 
 VOICE = "jf_tebukuro"
@@ -91,13 +95,21 @@ def nonspeech_set(out: Path) -> None:
         write_wav(out / "nonspeech" / name, np.clip(audio, -1, 1).astype(np.float32))
 
 
+def longform_set(out: Path) -> None:
+    sentences = [(VOICE, text) for text in TEST[::2]]
+    audio, reference = build_longform(sentences, synthesize_speech, np.random.default_rng(0))
+    write_longform(out / "longform", "meeting", audio, reference)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "glossary.txt").write_text(GLOSSARY, encoding="utf-8")
     write_spoken_set(out / "test", TEST, VOICE, synthesize_speech)
     write_spoken_set(out / "general", GENERAL, VOICE, synthesize_speech)
     nonspeech_set(out)
-    print(f"wrote {len(TEST)} test clips, {len(GENERAL)} general clips and 4 non-speech files to {out}")
+    longform_set(out)
+    print(f"wrote {len(TEST)} test clips, {len(GENERAL)} general clips, 4 non-speech files and a long-form "
+          f"recording to {out}")
 
 
 if __name__ == "__main__":

@@ -184,3 +184,24 @@ def serve_app():
             sock.close()
 
     return running
+
+
+@pytest.fixture(scope="session")
+def longform_set(tmp_path_factory) -> Path:
+    """A long-form set of one recording, 127 s: three of the demo's held-out sentences (from its speech bank,
+    glossary terms in each) after 32 s of room noise, 37 s of next-room murmur and 42 s of keyboard clicks,
+    then 5 s of near-silence — 92% of it without speech. `longform_set / "meeting.json"` is its reference."""
+    import numpy as np
+
+    from whisper_adapt.audio import decode_audio
+    from whisper_adapt.demo import TEST_VOICE, demo_file, speech_bank
+    from whisper_adapt.nonspeech import build_longform, write_longform
+    from whisper_adapt.synthcorpus import read_sentences
+
+    bank = speech_bank()
+    sentences = [(TEST_VOICE, text) for text in read_sentences(demo_file("test.txt"))[:3]]
+    audio, reference = build_longform(sentences, lambda text, voice: decode_audio(bank[voice, text]),
+                                      np.random.default_rng(0))
+    folder = tmp_path_factory.mktemp("longform")
+    write_longform(folder, "meeting", audio, reference)
+    return folder

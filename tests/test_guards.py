@@ -9,8 +9,11 @@ from whisper_adapt.guards import (
     collapse_repeats,
     compression_ratio,
     count_loops,
+    foreign_hanzi,
     is_stock_phrase,
+    latin_runs,
     looks_like_silence,
+    split_at_pauses,
 )
 from whisper_adapt.transcript import Segment, Word
 
@@ -64,6 +67,10 @@ def test_max_repeats_is_an_option():
 def test_invalid_options_are_rejected():
     with pytest.raises(WhisperAdaptError, match="max_repeats"):
         replace(OPTIONS, max_repeats=0)
+    with pytest.raises(WhisperAdaptError, match="foreign_hanzi_min"):
+        replace(OPTIONS, foreign_hanzi_min=0)
+    with pytest.raises(WhisperAdaptError, match="max_pause_s must be positive"):
+        replace(OPTIONS, max_pause_s=0.0)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +120,7 @@ def test_stock_phrase_spoken_confidently_in_the_middle_of_speech_is_kept():
 def test_stock_phrase_on_non_speech_is_dropped(segment):
     kept, dropped = apply_guards([spoken(0.0, 3.0, "以上です。"), segment], OPTIONS)
     assert kept == [spoken(0.0, 3.0, "以上です。")]
-    assert dropped == [(segment, "stock phrase on non-speech")]
+    assert dropped == [(segment, "stock phrase: on non-speech")]
 
 
 def test_apply_guards_repairs_loops_and_drops_with_reasons():
@@ -148,9 +155,108 @@ def test_the_same_text_in_three_consecutive_segments_keeps_the_first():
     segments = [spoken(0.0, 1.0, "それでは。"), *repeated, spoken(4.0, 5.0, "次です。")]
     kept, dropped = apply_guards(segments, OPTIONS)
     assert kept == [segments[0], segments[1], segments[4]]
-    assert dropped == [(segment, "repeats the previous segment (3 in a row)") for segment in segments[2:4]]
+    assert dropped == [(segment, "repeated: the same text 3 times in a row") for segment in segments[2:4]]
 
 
 def test_two_consecutive_identical_segments_are_kept():
     segments = [spoken(0.0, 1.0, "はい。"), spoken(1.0, 2.0, "はい。"), spoken(2.0, 3.0, "では次に。")]
     assert apply_guards(segments, OPTIONS) == (segments, [])
+
+
+# Issue #20, measured on an unseen company with an adapted model: a 53-second window of mixed Japanese,
+# Chinese and English at avg_logprob -2.89, which no guard dropped (no_speech_prob was low).
+GARBAGE = (
+    Segment(51.0, 104.0, "怎麼答をつぶしに病院と高木断 pointの操作", avg_logprob=-2.89, no_speech_prob=0.12),
+    Segment(51.0, 104.0, "THEOからという文字がPhoneの部屋", avg_logprob=-2.89, no_speech_prob=0.12),
+)
+ONLY_SCRIPT = replace(OPTIONS, avg_logprob_floor=float("-inf"))  # the other new rule out of the way
+
+
+def test_the_adapted_models_garbage_window_passed_the_old_guards():
+    old = replace(ONLY_SCRIPT, foreign_hanzi_min=10**6, max_pause_s=None)
+    assert apply_guards(GARBAGE, old, "ja") == (list(GARBAGE), [])
+
+
+def test_a_window_below_the_confidence_floor_is_dropped_and_named():
+    kept, dropped = apply_guards(GARBAGE, replace(OPTIONS, foreign_hanzi_min=10**6), "ja")
+    assert kept == [] and [reason for _, reason in dropped] == ["low confidence: avg_logprob -2.89 < -1.8"] * 2
+    murmured = Segment(0.0, 3.0, "営推としては下期に販促を考えています", avg_logprob=-1.5, no_speech_prob=0.3)
+    assert apply_guards([murmured], OPTIONS, "ja") == ([murmured], [])
+
+
+@pytest.mark.parametrize("text, hanzi", [
+    ("怎麼答をつぶしに病院と高木断 pointの操作", "怎麼"),  # the adapted model's garbage
+    ("我们这个月的销售额增长了百分之十", "们这销额长"),  # Simplified: outside cp932
+    ("我們這個月的銷售額增長了", "們這"),  # Traditional: Chinese-only pronoun and demonstrative
+])
+def test_hanzi_japanese_does_not_use_drop_a_japanese_segment(text, hanzi):
+    segment = spoken(0.0, 4.0, text)
+    assert foreign_hanzi(text, OPTIONS) == hanzi
+    kept, dropped = apply_guards([segment], ONLY_SCRIPT, "ja")
+    assert kept == [] and dropped == [(segment, f"foreign script: {len(hanzi)} hanzi Japanese does not use ({hanzi})")]
+    assert apply_guards([segment], ONLY_SCRIPT, "zh") == ([segment], [])  # Chinese output may hold them
+
+
+# What Japanese meetings legitimately hold: names in old or rare forms, products, acronyms, URLs.
+JAPANESE_BUSINESS = (
+    "来週のMicrosoft Teamsの会議でAWSの見積もりを共有します。",
+    "詳細はhttps://intra.example.co.jp/docs/2025を見てください。",
+    "Google Cloud PlatformとAmazon Web Servicesを比較しました。",
+    "KPIはNPSとCSATの二つで、Q3のOKRに入れます。",
+    "Software as a Serviceの契約は渡邊さんと齋藤さんが担当です。",
+    "髙橋さんと山﨑さんに旦那さんの件を是非伝えてください。",
+    "國學院大學の澤田先生と打ち合わせです。",
+    "pointの操作はiPhoneとAndroidで確認します。",
+)
+
+
+@pytest.mark.parametrize("text", JAPANESE_BUSINESS)
+def test_japanese_business_sentences_with_names_and_latin_are_kept(text):
+    segment = spoken(0.0, 4.0, text)
+    assert apply_guards([segment], ONLY_SCRIPT, "ja") == ([segment], [])
+
+
+def test_an_english_sentence_is_cut_out_of_japanese_and_kept_among_the_dropped():
+    mixed = spoken(0.0, 6.0, "次のスライドです。Thank you very much for watching.")
+    english = spoken(6.0, 9.0, "I'm going to talk about the sales of the first half.")
+    assert [m[0] for m in latin_runs(mixed.text, OPTIONS)] == ["Thank you very much for watching."]
+    kept, dropped = apply_guards([mixed, english], ONLY_SCRIPT, "ja")
+    assert kept == [spoken(0.0, 6.0, "次のスライドです。")]
+    assert dropped == [(spoken(0.0, 6.0, "Thank you very much for watching."), "foreign script: a Latin run of 6 words"),
+                       (english, "foreign script: a Latin run of 11 words")]
+
+
+# Measured with the packaged base, batched pipeline (8 windows), on a 255-s long-form recording of eight of
+# the demo's held-out sentences, 10-45 s apart (nonspeech.build_longform): faster-whisper returned ONE
+# segment from 32.53 s to 247.15 s for the eight sentences.
+# Its word timings, one Word per stretch of speech here; the reference spans were 32.29-35.60,
+# 73.04-76.76, 96.50-99.88, 143.24-146.53, 176.03-179.95, 200.89-204.24, 228.23-230.99, 245.84-248.99.
+STRADDLING_WORDS = (
+    Word(32.5, 35.5, "地域の目標は全て達成できました", 0.8), Word(73.2, 76.6, " リモキの地に計画を見直す必要があります", 0.8),
+    Word(96.4, 99.8, " 星見せ息の新しい工場が完成しました", 0.8), Word(143.3, 146.4, " 市の飲め部長に報告書を提出しました", 0.8),
+    Word(176.1, 179.9, " 昨日の夜は久しぶりに家族で外職しました", 0.8), Word(180.4, 181.3, " 駅", 0.8),
+    Word(201.1, 204.1, "までの道が工事で通れなくなっています", 0.8), Word(228.2, 230.8, " 新しいメガネを買いに行こうと思います", 0.8),
+    Word(245.9, 246.9, " 窓を開けると", 0.8),
+)
+STRADDLING = Segment(32.53, 247.15, "".join(w.text for w in STRADDLING_WORDS), -0.28, 0.53, 1.2, STRADDLING_WORDS)
+
+
+def test_a_segment_straddling_long_silences_is_split_at_its_pauses():
+    parts = split_at_pauses(STRADDLING, 1.0)
+    assert [(p.start_s, p.end_s) for p in parts] == [
+        (32.5, 35.5), (73.2, 76.6), (96.4, 99.8), (143.3, 146.4), (176.1, 181.3), (201.1, 204.1), (228.2, 230.8),
+        (245.9, 246.9)]
+    assert parts[4].text == "昨日の夜は久しぶりに家族で外職しました 駅" and parts[4].words == STRADDLING_WORDS[4:6]
+    assert "".join(p.text for p in parts).replace(" ", "") == STRADDLING.text.replace(" ", "")
+    assert all(p.avg_logprob == -0.28 and p.no_speech_prob == 0.53 for p in parts)
+    kept, dropped = apply_guards([STRADDLING], OPTIONS, "ja")
+    assert kept == parts and dropped == []
+    assert apply_guards([STRADDLING], replace(OPTIONS, max_pause_s=None), "ja") == ([STRADDLING], [])
+
+
+def test_a_segment_is_trimmed_to_its_words_and_one_without_words_is_left_alone():
+    words = (Word(12.4, 13.0, "本日の", 0.9), Word(13.0, 14.1, "会議です", 0.9))
+    assert split_at_pauses(Segment(10.0, 20.0, "本日の会議です", words=words), 1.0) == [
+        Segment(12.4, 14.1, "本日の会議です", words=words)]
+    bare = spoken(10.0, 20.0, "本日の会議です")
+    assert split_at_pauses(bare, 1.0) == [bare]

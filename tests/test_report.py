@@ -17,6 +17,10 @@ from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.eval_run import plan_systems
 from whisper_adapt.evaluate import normalize_text, paired_bootstrap, pooled_cer, term_scores
 from whisper_adapt.glossary import apply_replacements, count_terms, parse_glossary, prompt_text
+from whisper_adapt.longform import Recording, Span, score_longform
+from whisper_adapt.nonspeech import LongformOptions, build_longform, write_longform
+from whisper_adapt.report import LONGFORM_COLUMNS
+from whisper_adapt.transcript import Segment
 
 GLOSSARY_TEXT = "上期 (かみき) ← かみき, 紙木, 噛み木\n下期 (しもき) ← しもき, 霜木\nミライ計画 ← 未来計画\n"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,7 +42,7 @@ def _tone(path: Path, hz: float, seconds: float = 1.5) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_eval(tiny_whisper_dir, audiofolder_set, tmp_path_factory):
+def tiny_eval(tiny_whisper_dir, audiofolder_set, synth_wav, tmp_path_factory):
     """`eval` with the tiny random model on tones: whatever it writes, the report must add it up right."""
     work = tmp_path_factory.mktemp("tiny-eval")
     texts = ["まず上期の売上について報告します。", "下期は<b>ミライ計画</b>です & 「上期」も", "売上は三百万円です"]
@@ -49,9 +53,14 @@ def tiny_eval(tiny_whisper_dir, audiofolder_set, tmp_path_factory):
     nonspeech.mkdir()
     write_wav(nonspeech / "silence.wav", np.zeros(3 * SAMPLE_RATE, np.float32))
     (work / "terms.txt").write_text(GLOSSARY_TEXT, encoding="utf-8")
+    sentences = [("jm_kumo", SLOW_TEST_SENTENCES[0]), ("jf_nezumi", SLOW_GENERAL_SENTENCES[1])]
+    audio, reference = build_longform(sentences, lambda text, voice: decode_audio(synth_wav(text, voice)),
+                                      np.random.default_rng(0), LongformOptions(gap_s=(4.0, 6.0), tail_s=3.0))
+    write_longform(work / "longform", "meeting", audio, reference)
     out = work / "report"
     status, stdout = _run_cli([
         "--test", str(test_set), "--general", str(general), "--nonspeech", str(nonspeech),
+        "--longform", str(work / "longform"),
         "--glossary", str(work / "terms.txt"), "--model", str(tiny_whisper_dir),
         "--system", f"copy={tiny_whisper_dir}", "--beam-size", "1", "--numerals", "--bootstrap", "300",
         "--seed", "7", "--device", "cpu", "--compute-type", "int8", "--out", str(out)])
@@ -68,10 +77,12 @@ def test_eval_prints_and_writes_the_side_by_side_comparison(tiny_eval):
     for name in names:
         assert name in stdout
     assert "forgetting ΔCER" in stdout and "non-speech chars/min" in stdout
+    assert all(column in stdout for column in LONGFORM_COLUMNS)
     # Every option reached the report.
     settings = report["settings"]
     assert settings["decoding_clips"]["beam_size"] == 1 and settings["decoding_clips"]["vad"] is False
     assert settings["decoding_nonspeech"]["vad"] is True and settings["decoding_clips"]["temperatures"] == [0.0]
+    assert settings["decoding_longform"]["vad"] is True and settings["decoding_longform"]["guards"]["max_pause_s"] == 1.0
     assert settings["normalization"]["numerals"] is True
     assert settings["bootstrap"] == {"samples": 300, "seed": 7, "interval": 0.95}
     assert (settings["device"], settings["compute_type"]) == ("cpu", "int8")
@@ -103,6 +114,27 @@ def test_report_numbers_match_a_direct_computation(tiny_eval):
     assert by_name["copy"]["forgetting"] == {"delta_cer": 0.0, "low": 0.0, "high": 0.0, "verdict": "no significant change"}
     assert by_name["copy"]["model_sha256"] == by_name["unadapted"]["model_sha256"]
     assert report["datasets"]["nonspeech"]["items"] == 1 and report["datasets"]["test"]["items"] == 3
+    assert report["datasets"]["longform"]["items"] == 1
+
+
+def test_report_longform_figures_match_the_segments_it_lists(tiny_eval):
+    _, _, out = tiny_eval
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    [clip] = report["clips"]["longform"]
+    recording = Recording(clip["id"], Path(clip["audio_path"]), Path(), tuple(Span(**span) for span in clip["spans"]))
+    assert [s.text for s in recording.spans] == [SLOW_TEST_SENTENCES[0], SLOW_GENERAL_SENTENCES[1]]
+    for system in report["systems"]:
+        segments = [Segment(start, end, text) for start, end, text in clip["segments"][system["name"]]]
+        assert "".join(s.text for s in segments) == clip["hypotheses"][system["name"]]
+        scores = score_longform([(recording, clip["duration_s"], segments)], parse_glossary(GLOSSARY_TEXT), numerals=True)
+        figures = system["longform"]
+        assert figures["cer"] == pytest.approx(scores.cer) and figures["spans"] == 2
+        assert figures["invented_chars"] == scores.invented_chars and figures["loops"] == scores.loops
+        assert figures["nonspeech_minutes"] == pytest.approx((clip["duration_s"] - sum(
+            s.end_s - s.start_s for s in recording.spans)) / 60, abs=1e-4)  # duration_s is rounded to ms
+        assert figures["max_silence_covered_s"] == pytest.approx(scores.max_silence_covered_s)
+        assert figures["matched_spans"] == len(scores.timestamp_errors)
+        assert clip["scores"][system["name"]] == figures  # one recording: the set's figures are its own
 
 
 def _jiwer_cer(references: list[str], hypotheses: list[str], numerals: bool) -> float:
@@ -140,6 +172,7 @@ def test_report_html_renders_offline_in_headless_chromium(tiny_eval):
     assert page_facts["audio"] and all(abs(d - 1.5) < 0.05 for d in page_facts["audio"])  # clips play
     assert page_facts["diff_spans"] > 0
     assert page_facts["term_rows"] == 3
+    assert "Long-form recordings" in page_facts["text"] and "meeting" in page_facts["text"]
 
 
 _PAGE_FACTS_JS = """async () => {
@@ -188,10 +221,14 @@ def test_eval_lists_every_unreadable_file_and_writes_nothing(tiny_whisper_dir, a
     status, _ = _run_cli(["--test", str(test_set), "--nonspeech", str(nonspeech), "--glossary", str(tmp_path / "terms.txt"),
                           "--model", str(tiny_whisper_dir), "--out", str(tmp_path / "out"), "--system", "bad"])
     assert status == 2 and "expected NAME=MODEL" in capsys.readouterr().err
+    longform = tmp_path / "lf"
+    longform.mkdir()
+    (longform / "orphan.json").write_text("[]")
     status, _ = _run_cli(["--test", str(test_set), "--nonspeech", str(nonspeech), "--glossary", str(tmp_path / "terms.txt"),
-                          "--model", str(tiny_whisper_dir), "--out", str(tmp_path / "out")])
+                          "--model", str(tiny_whisper_dir), "--out", str(tmp_path / "out"), "--longform", str(longform)])
     err = capsys.readouterr().err
-    assert status == 2 and "2 audio files cannot be read" in err and "broken.wav" in err and "empty.mp3" in err
+    assert status == 2 and "3 inputs cannot be used" in err and "broken.wav" in err and "empty.mp3" in err
+    assert "orphan.json" in err and "no recording for this reference" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -235,3 +272,27 @@ def test_eval_with_real_base_matches_direct_transcription(synth_wav, audiofolder
     assert by_name["unadapted"]["general"]["cer"] < 0.2
     assert by_name["again"]["forgetting"]["delta_cer"] == 0.0
     assert pooled_cer(list(SLOW_TEST_SENTENCES), direct["unadapted"]) == pytest.approx(by_name["unadapted"]["test"]["cer"])
+
+
+@pytest.mark.slow
+def test_eval_scores_a_real_longform_recording(longform_set, synth_wav, audiofolder_set, tmp_path):
+    """The packaged base on a 127-s recording, 92% of it room noise, murmur and keyboard: every system gets
+    the long-form figures, and with our guards base invents nothing and no segment covers silence."""
+    from whisper_adapt.demo import demo_file
+
+    test_set = audiofolder_set("lf-test", [(t, synth_wav(t, "jm_kumo")) for t in SLOW_TEST_SENTENCES[:1]])
+    status, stdout = _run_cli([
+        "--test", str(test_set), "--longform", str(longform_set), "--glossary", str(demo_file("glossary.txt")),
+        "--compare", "dictionary", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert status == 0 and "long-form · 1 recordings, 2.1 min" in stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["datasets"]["longform"]["audio_s"] == pytest.approx(126.999, abs=0.01)
+    for system in report["systems"]:
+        figures = system["longform"]
+        assert figures["spans"] == 3 and figures["nonspeech_minutes"] == pytest.approx((126.999 - 10.416) / 60, abs=0.01)
+        assert figures["cer"] < 0.3 and figures["terms"]["said"] == 3
+        assert figures["invented_chars_per_minute"] <= 1.0 and figures["loops"] == 0
+        assert figures["max_silence_covered_s"] <= 2.0 and figures["segments_over_silence_limit"] == 0
+        assert figures["matched_spans"] == 3 and figures["mean_start_error_s"] < 1.0 and figures["mean_end_error_s"] < 1.0
+    segments = report["clips"]["longform"][0]["segments"]["unadapted"]
+    assert all(32.0 < start < end < 123.0 for start, end, _ in segments)

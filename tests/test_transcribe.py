@@ -13,6 +13,7 @@ from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.guards import GuardOptions, count_loops, is_stock_phrase
 from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio
+from whisper_adapt.transcript import Segment
 
 MEETING = ("本日の会議を始めます。まず上期の売上について報告します。", "来週の予定を確認しましょう。")
 
@@ -194,3 +195,28 @@ def test_guards_remove_what_whisper_invents_on_murmur(base_model, babble):
 
 def _invented(texts: list[str], guards: GuardOptions) -> list[str]:
     return [t for t in texts if is_stock_phrase(t, guards) or texts.count(t) >= 3]
+
+
+@pytest.mark.slow
+def test_no_segment_spans_the_silence_between_sentences(base_model, longform_set):
+    """Issue #20: segments spanned long silences (51-94 s holding a 5-s sentence). faster-whisper's VAD
+    glues the speech it keeps together, so base's segments start in one sentence and end in another tens of
+    seconds later (the precondition, on at least one path); ours split at the pauses, on both paths."""
+    from faster_whisper import BatchedInferencePipeline
+
+    from whisper_adapt.longform import read_reference, silence_covered_s
+
+    audio = decode_audio(longform_set / "meeting.wav")
+    spans = read_reference(longform_set / "meeting.json")
+    raw_worst = []
+    for batch_size in (0, 8):
+        if batch_size:
+            raw, _ = BatchedInferencePipeline(base_model).transcribe(audio, language="ja", batch_size=batch_size)
+        else:
+            raw, _ = base_model.transcribe(audio, language="ja", vad_filter=True, condition_on_previous_text=False)
+        raw_worst.append(max(silence_covered_s(Segment(s.start, s.end, s.text), spans) for s in raw))
+        transcript = transcribe_audio(base_model, audio, TranscribeOptions(batch_size=batch_size))
+        assert max(silence_covered_s(segment, spans) for segment in transcript.segments) <= 2.0
+        assert _cer("".join(span.text for span in spans), transcript.text) < 0.3
+        assert all(not segment.words for segment in transcript.segments)  # word timings only when asked for
+    assert max(raw_worst) > 10.0, f"precondition: raw faster-whisper spans long silences ({raw_worst})"

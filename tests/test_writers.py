@@ -24,7 +24,7 @@ TRANSCRIPT = Transcript(
     language="ja",
     duration_s=3741.5,
     segments=(FIRST, LAST),
-    dropped=((DROPPED, "stock phrase on non-speech"),),
+    dropped=((DROPPED, "stock phrase: on non-speech"),),
 )
 
 
@@ -83,9 +83,10 @@ def test_json_round_trips():
             {
                 "start": 3726.0, "end": 3740.0, "text": "ご視聴ありがとうございました",
                 "avg_logprob": -0.3, "no_speech_prob": 0.5, "compression_ratio": 1.0, "words": [],
-                "reason": "stock phrase on non-speech",
+                "reason": "stock phrase: on non-speech",
             }
         ],
+        "dropped_counts": {"stock phrase": 1},
     }
 
 

@@ -497,6 +497,7 @@ def eval_(
     glossary: Annotated[Path, typer.Option(help="Glossary file: terms scored for recall; used as prompt, hotwords and dictionary.")],
     general: Annotated[Optional[Path], typer.Option(help="Everyday-speech set (same layouts): forgetting is its CER change vs the unadapted model.")] = None,
     nonspeech: Annotated[Optional[Path], typer.Option(help="Folder of audio without speech: what each system invents there.")] = None,
+    longform: Annotated[Optional[Path], typer.Option(help="Folder of whole recordings, each with a reference of time spans (NAME.json list of {start, end, text}, or NAME.srt / NAME.vtt): long-form CER, text invented where nobody speaks, timestamps.")] = None,
     model: ModelOpt = "base",
     system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.")] = None,
     compare: Annotated[str, typer.Option(help="No-training baselines and add-ons, comma-separated: prompt, hotwords, dictionary.")] = "prompt,hotwords,dictionary",
@@ -523,7 +524,8 @@ def eval_(
     with Progress(console=console) as progress:
         task = progress.add_task("decoding", total=None)
         report = run_evaluation(test, glossary, systems, general, nonspeech, options,
-                                lambda what, done, total: progress.update(task, description=what, completed=done, total=total))
+                                lambda what, done, total: progress.update(task, description=what, completed=done, total=total),
+                                longform=longform)
     # Piped into a file or a README, an 80-column default would wrap every figure: print it at full width.
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
     for path in write_report(report, out):

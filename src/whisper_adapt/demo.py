@@ -123,10 +123,13 @@ def take_share(items: Sequence, share: float) -> list:
     return [items[round(i * len(items) / count)] for i in range(count)]
 
 
-def build_meeting(lines: Sequence[Line], speech: Callable[[str, str], np.ndarray],
-                  rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
-    """The meeting's audio and its script as spans [{start_s, end_s, text, murmur}]: lines in order with
-    pauses, murmur lines mixed into one stretch, faint room noise over everything."""
+def build_meeting(lines: Sequence[Line], speech: Callable[[str, str], np.ndarray], rng: np.random.Generator,
+                  gap: Callable[[np.random.Generator], np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """The meeting's audio and its script as spans [{start_s, end_s, text, speaker, murmur}]: lines in order
+    with pauses, murmur lines mixed into one stretch, faint room noise over everything. `gap(rng)` makes
+    what is heard before each line (default: a silent pause of PAUSE_S); long-form recordings put long
+    stretches of non-speech there (nonspeech.build_longform)."""
+    gap = gap or _pause
     parts, spans, position = [], [], 0
     index = 0
     while index < len(lines):
@@ -137,17 +140,22 @@ def build_meeting(lines: Sequence[Line], speech: Callable[[str, str], np.ndarray
         length = max(len(v) for v in voices)
         audio = sum(np.pad(v, (0, length - len(v))) for v in voices)
         audio = (audio * MURMUR_GAIN if group[0].murmur else audio).astype(np.float32)
-        gap = round(rng.uniform(*PAUSE_S) * SAMPLE_RATE)
-        start = position + gap
+        before = gap(rng).astype(np.float32)
+        start = position + len(before)
         spans.append({"start_s": start / SAMPLE_RATE, "end_s": (start + length) / SAMPLE_RATE,
-                      "text": "".join(line.text for line in group), "murmur": group[0].murmur})
-        parts += [np.zeros(gap, np.float32), audio]
+                      "text": "".join(line.text for line in group), "speaker": group[0].voice,
+                      "murmur": group[0].murmur})
+        parts += [before, audio]
         position = start + length
         index += len(group)
     parts.append(np.zeros(SAMPLE_RATE, np.float32))
     meeting = np.concatenate(parts)
     meeting = meeting + rng.normal(0, ROOM_NOISE, meeting.size).astype(np.float32)
     return np.clip(meeting, -1, 1).astype(np.float32), spans
+
+
+def _pause(rng: np.random.Generator) -> np.ndarray:
+    return np.zeros(round(rng.uniform(*PAUSE_S) * SAMPLE_RATE), np.float32)
 
 
 def script_for(start_s: float, end_s: float, spans: Sequence[dict]) -> tuple[str, bool]:

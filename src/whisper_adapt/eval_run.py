@@ -23,8 +23,9 @@ from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements, load_glossary, prompt_text
+from whisper_adapt.longform import Recording
 from whisper_adapt.transcribe import TranscribeOptions
-from whisper_adapt.transcript import Transcript
+from whisper_adapt.transcript import Segment, Transcript
 
 COMPARISONS = ("prompt", "hotwords", "dictionary")
 UNADAPTED = "unadapted"
@@ -93,25 +94,29 @@ def _check_name(name: str, taken: Sequence[str]) -> None:
 def decoding_settings(options: EvalOptions, vad: bool) -> TranscribeOptions:
     """Fixed decoding for scoring: Japanese, beam search, temperature 0 only (fallback samples at random,
     which would make scores irreproducible), guards on with their defaults (they are part of the system).
-    Clips are already cut at speech, so VAD is off for them; whole non-speech files get it, as in use."""
+    Clips are already cut at speech, so VAD is off for them; whole non-speech files and long-form
+    recordings get it, as in use."""
     return TranscribeOptions(language="ja", beam_size=options.beam_size, vad=vad, temperatures=(0.0,))
 
 
 @dataclass(frozen=True)
 class Item:
-    """One piece of audio to decode: a labelled clip (reference text) or a non-speech file (none)."""
+    """One piece of audio to decode: a labelled clip (reference text), a non-speech file (none) or a
+    long-form recording (its reference spans)."""
 
     item_id: str
     path: Path
     reference: str | None
     audio: np.ndarray
+    recording: Recording | None = None
 
     @property
     def duration_s(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
 
-def load_items(test: Path, general: Path | None, nonspeech: Path | None) -> dict[str, list[Item]]:
+def load_items(test: Path, general: Path | None, nonspeech: Path | None,
+               longform: Path | None = None) -> dict[str, list[Item]]:
     """Every set's audio, decoded once; all unreadable inputs are reported together before any decoding."""
     from whisper_adapt.labeled import load_labeled_set
 
@@ -129,9 +134,30 @@ def load_items(test: Path, general: Path | None, nonspeech: Path | None) -> dict
                 items[name].append(Item(item_id, Path(path), reference, decode_audio(path)))
             except WhisperAdaptError as e:
                 failures.append(e)
+    if longform is not None:
+        items["longform"] = _longform_items(longform, failures)
     if failures:
         listing = "\n  ".join(str(f) for f in failures)
-        raise WhisperAdaptError(f"{len(failures)} audio files cannot be read:\n  {listing}")
+        raise WhisperAdaptError(f"{len(failures)} inputs cannot be used:\n  {listing}")
+    return items
+
+
+def _longform_items(folder: Path, failures: list[WhisperAdaptError]) -> list[Item]:
+    from whisper_adapt.longform import check_duration, load_longform_set
+
+    try:
+        recordings = load_longform_set(folder)
+    except WhisperAdaptError as e:
+        failures.append(e)
+        return []
+    items = []
+    for recording in recordings:
+        try:
+            audio = decode_audio(recording.audio_path)
+            check_duration(recording, len(audio) / SAMPLE_RATE)
+            items.append(Item(recording.name, recording.audio_path, recording.text, audio, recording))
+        except WhisperAdaptError as e:
+            failures.append(e)
     return items
 
 
@@ -165,7 +191,7 @@ def decode_all(systems: Sequence[System], items: dict[str, list[Item]], options:
         for key in (k for k in keys if k[0] == model_spec):
             started = time.perf_counter()
             for set_name, set_items in items.items():
-                settings = replace(decoding_settings(options, vad=set_name == "nonspeech"),
+                settings = replace(decoding_settings(options, vad=set_name in ("nonspeech", "longform")),
                                    initial_prompt=key[1], hotwords=key[2])
                 transcripts = []
                 for item in set_items:
@@ -185,31 +211,41 @@ def _key_label(key: tuple, systems: Sequence[System]) -> str:
 
 def system_text(system: System, transcript: Transcript, glossary: Glossary) -> str:
     """The system's output text: the dictionary is applied per segment, exactly as `transcribe` does."""
+    return "".join(segment.text for segment in system_segments(system, transcript, glossary))
+
+
+def system_segments(system: System, transcript: Transcript, glossary: Glossary) -> list[Segment]:
+    """The system's output segments, with the dictionary applied to each if the system uses it."""
     if not system.dictionary:
-        return transcript.text
-    return "".join(apply_replacements(segment.text, glossary) for segment in transcript.segments)
+        return list(transcript.segments)
+    return [replace(segment, text=apply_replacements(segment.text, glossary)) for segment in transcript.segments]
 
 
 def run_evaluation(
     test: Path, glossary_path: Path, systems: Sequence[System], general: Path | None = None,
     nonspeech: Path | None = None, options: EvalOptions = EvalOptions(), on_progress: ProgressFn | None = None,
+    longform: Path | None = None,
 ) -> dict:
     """Decode every set with every system, score them, and return the report (see report.py for files)."""
     glossary = load_glossary(glossary_path)
-    items = load_items(test, general, nonspeech)
+    items = load_items(test, general, nonspeech, longform)
     decoded = decode_all(systems, items, options, on_progress)
-    texts = {(s.name, set_name): [system_text(s, t, glossary) for t in decoded.transcripts[s.decode_key, set_name]]
-             for s in systems for set_name in items}
+    segments = {(s.name, set_name): [system_segments(s, t, glossary) for t in decoded.transcripts[s.decode_key, set_name]]
+                for s in systems for set_name in items}
+    texts = {key: ["".join(seg.text for seg in item) for item in per_item] for key, per_item in segments.items()}
     context = _Context(texts, items, glossary, options, decoded.decode_s, systems[0],
-                       {spec: _model_sha256(spec) for spec in dict.fromkeys(s.model for s in systems)})
+                       {spec: _model_sha256(spec) for spec in dict.fromkeys(s.model for s in systems)}, segments)
+    clips = {name: _clip_rows(items[name], systems, texts, name, options) for name in items}
+    if "longform" in items:
+        _add_longform_rows(clips["longform"], items["longform"], systems, context)
+    paths = (("test", test), ("general", general), ("nonspeech", nonspeech), ("longform", longform))
     return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "settings": _settings(options, decoded.runtime),
         "glossary": {"path": str(glossary_path), "sha256": file_sha256(glossary_path), "terms": len(glossary.terms)},
-        "datasets": {name: _dataset_info(path, items[name])
-                     for name, path in (("test", test), ("general", general), ("nonspeech", nonspeech)) if name in items},
+        "datasets": {name: _dataset_info(path, items[name]) for name, path in paths if name in items},
         "systems": [_score_system(s, context) for s in systems],
-        "clips": {name: _clip_rows(items[name], systems, texts, name, options) for name in items},
+        "clips": clips,
     }
 
 
@@ -222,6 +258,7 @@ def _settings(options: EvalOptions, runtime: dict[str, str]) -> dict:
     return {
         "decoding_clips": described(decoding_settings(options, vad=False)),
         "decoding_nonspeech": described(decoding_settings(options, vad=True)),
+        "decoding_longform": described(decoding_settings(options, vad=True)),
         "device": options.device, "compute_type": options.compute_type, "resolved": runtime,
         "normalization": {"nfkc": True, "removed_categories": ["P*", "S*", "Z*", "C*"], "numerals": options.numerals},
         "bootstrap": {"samples": options.bootstrap_samples, "seed": options.seed, "interval": 0.95},
@@ -234,7 +271,8 @@ def _dataset_info(path: Path, items: list[Item]) -> dict:
     """What identifies a set: a hash of every clip id, reference text and audio file's bytes."""
     digest = hashlib.sha256()
     for item in sorted(items, key=lambda i: i.item_id):
-        digest.update(f"{item.item_id}\0{item.reference or ''}\0{file_sha256(item.path)}\n".encode())
+        spans = file_sha256(item.recording.reference_path) if item.recording else ""  # the times, too
+        digest.update(f"{item.item_id}\0{item.reference or ''}\0{file_sha256(item.path)}\0{spans}\n".encode())
     return {"path": str(path), "sha256": digest.hexdigest(), "items": len(items),
             "audio_s": round(sum(i.duration_s for i in items), 3)}
 
@@ -256,6 +294,7 @@ class _Context:
     decode_s: dict[str, float]
     unadapted: System
     model_sha256: dict[str, str]
+    segments: dict[tuple[str, str], list[list[Segment]]]  # (system name, set name) -> segments per item
 
 
 def _score_system(system: System, context: _Context) -> dict:
@@ -276,7 +315,36 @@ def _score_system(system: System, context: _Context) -> dict:
         figures = evaluate.hallucination(texts[system.name, "nonspeech"], [i.duration_s for i in items["nonspeech"]])
         out["nonspeech"] = {"minutes": figures.minutes, "chars": figures.chars,
                             "chars_per_minute": figures.chars_per_minute, "loops": figures.loops}
+    if "longform" in items:
+        out["longform"] = _longform_scores(items["longform"], context.segments[system.name, "longform"], context)
     return out
+
+
+def _longform_scores(items: list[Item], segments: list[list[Segment]], context: _Context) -> dict:
+    from whisper_adapt.longform import score_longform
+
+    scores = score_longform([(item.recording, item.duration_s, segs) for item, segs in zip(items, segments)],
+                            context.glossary, context.options.numerals)
+    return {
+        "cer": scores.cer, "char_edits": scores.char_edits.edits, "ref_chars": scores.char_edits.reference_length,
+        "terms": _term_dict(scores.terms.total),
+        "nonspeech_minutes": scores.nonspeech_minutes, "invented_chars": scores.invented_chars,
+        "invented_chars_per_minute": scores.invented_chars_per_minute, "loops": scores.loops,
+        "spans": scores.spans, "matched_spans": len(scores.timestamp_errors),
+        "mean_start_error_s": scores.mean_start_error_s, "mean_end_error_s": scores.mean_end_error_s,
+        "segments": len(scores.silence_covered_s), "max_silence_covered_s": scores.max_silence_covered_s,
+        "segments_over_silence_limit": scores.segments_over_silence_limit,
+    }
+
+
+def _add_longform_rows(rows: list[dict], items: list[Item], systems: Sequence[System], context: _Context) -> None:
+    """Each recording's spans, every system's segments with their times, and its figures on that recording."""
+    for index, (row, item) in enumerate(zip(rows, items)):
+        row["spans"] = [asdict(span) for span in item.recording.spans]
+        row["segments"] = {s.name: [[seg.start_s, seg.end_s, seg.text] for seg in context.segments[s.name, "longform"][index]]
+                           for s in systems}
+        row["scores"] = {s.name: _longform_scores([item], [context.segments[s.name, "longform"][index]], context)
+                         for s in systems}
 
 
 def _verdict(low: float, high: float) -> str:

@@ -1,19 +1,34 @@
 """Guards against Whisper's known failures on murmur and near-silence, as named pure functions.
 
-They read only a segment's text, timings and confidence figures, so they run on any segment source,
-including faster-whisper's batched pipeline, which skips Whisper's own guards. `apply_guards` runs them
-in this order:
+They read only a segment's text, timings, words and confidence figures, so they run on any segment
+source, including faster-whisper's batched pipeline, which skips Whisper's own guards. Each dropped
+segment's reason starts with its rule's name and a colon ("low confidence: …"), which is what the
+transcript counts drops by. `apply_guards` runs them in this order:
 
 1. silence: no_speech_prob above its threshold while avg_logprob is not above its own (Whisper's rule);
-2. loops: a unit of 1–20 characters repeated more than `max_repeats` times in a row is collapsed to one
+2. low confidence: avg_logprob below a floor that real speech stays above, quiet or under murmur — what
+   is left after temperature fallback when a window is garbage (issue #20: -2.89 on 53 s of mixed
+   Japanese, Chinese and English that rule 1 let through because no_speech_prob was low);
+3. loops: a unit of 1–20 characters repeated more than `max_repeats` times in a row is collapsed to one
    occurrence (上が上が上が上が… → 上が), which catches loops long before the compression ratio does;
-3. empty: nothing but punctuation, symbols or spaces is left (e.g. "♪");
-4. compression ratio above 2.4 after the repair: a loop the collapse could not see (a long unit);
-5. stock phrases: a segment consisting only of phrases Whisper invents on non-speech (ご視聴ありがとう
+4. no text: nothing but punctuation, symbols or spaces is left (e.g. "♪");
+5. loop: compression ratio above 2.4 after the repair: a loop the collapse could not see (a long unit);
+6. stock phrase: a segment consisting only of phrases Whisper invents on non-speech (ご視聴ありがとう
    ございました …), dropped only when something else also says it was not speech — see
    `_likely_non_speech` — so the same words spoken clearly in a meeting are kept;
-6. density: more characters per second than anyone speaks;
-7. across segments: the same text in `repeated_segments_min` consecutive segments keeps only the first.
+7. too dense: more characters per second than anyone speaks;
+8. foreign script (Japanese): `foreign_hanzi_min` or more hanzi that Japanese text does not use — forms
+   outside JIS X 0208 and its Windows extensions (cp932), which is where Simplified-only forms such as
+   这 们 说 么 fall, and `CHINESE_ONLY_HANZI` (Chinese pronouns and particles, 怎麼 嗎 們 …);
+9. repeated: the same text in `repeated_segments_min` consecutive segments keeps only the first;
+10. pauses: a segment is split where its words are more than `max_pause_s` apart, and each part spans
+    its words only. faster-whisper's VAD concatenates the speech it keeps and maps times back per word,
+    so a window's segment can start in one stretch of speech and end in another a minute later; split,
+    no subtitle stays on screen through a long stretch VAD called silence;
+11. foreign script (Japanese): a run of more than `latin_run_max_words` Latin-letter words in a row (an
+    English sentence: translation drift) is cut out of the segment and kept among the dropped; a part
+    left without letters is dropped whole. Product names, acronyms and URLs are shorter runs
+    ("Microsoft Teams", "AWS", "https://…" count as 2, 1 and 1 words).
 """
 
 from __future__ import annotations
@@ -54,6 +69,12 @@ STOCK_PHRASES: tuple[str, ...] = (
 )
 
 
+# Hanzi that Chinese writes in nearly every sentence and Japanese text practically never: pronouns and
+# sentence particles, and 裡 (Japanese writes 裏). Kyūjitai that Japanese names keep (澤 邊 齋 廣 濱 國 …)
+# are deliberately absent, and so are characters Japanese uses in other words (那 in 旦那, 是 in 是非).
+CHINESE_ONLY_HANZI = "們這麼嗎呢您妳她你怎哪啊吧嗯很沒對裡"
+
+
 @dataclass(frozen=True)
 class GuardOptions:
     # Whisper's own defaults, applied the way openai/whisper applies them.
@@ -77,6 +98,17 @@ class GuardOptions:
     # density_floor_s are measured as if that long, since Whisper often squeezes a short 「はい」 to 0.1 s.
     max_chars_per_s: float = 25.0
     density_floor_s: float = 1.0
+    # Below Whisper's -1.0, temperature fallback has already been tried; real speech with base stays above
+    # this floor even quiet or under murmur (bench/logprob_floor.py), issue #20's garbage window was -2.89.
+    avg_logprob_floor: float = -1.8
+    # Two, not one: a single rare character can be a name; 怎麼 ("how") is already two.
+    foreign_hanzi_min: int = 2
+    chinese_only_hanzi: str = CHINESE_ONLY_HANZI
+    # "Google Cloud Platform" is 3 words, "Software as a Service" 4; an English sentence is longer.
+    latin_run_max_words: int = 4
+    # A pause longer than this inside a segment splits it (None: never). Within a sentence words follow
+    # each other without gaps; issue #20 requires no subtitle over more than 2 s of silence.
+    max_pause_s: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.max_repeats < 1 or self.repeat_unit_max_chars < 1:
@@ -85,6 +117,10 @@ class GuardOptions:
             raise WhisperAdaptError("guard options: repeated_segments_min must be at least 2")
         if self.max_chars_per_s <= 0 or self.density_floor_s <= 0:
             raise WhisperAdaptError("guard options: max_chars_per_s and density_floor_s must be positive")
+        if self.foreign_hanzi_min < 1 or self.latin_run_max_words < 1:
+            raise WhisperAdaptError("guard options: foreign_hanzi_min and latin_run_max_words must be at least 1")
+        if self.max_pause_s is not None and self.max_pause_s <= 0:
+            raise WhisperAdaptError("guard options: max_pause_s must be positive (or None to never split)")
 
 
 def _normalize(text: str) -> str:
@@ -151,13 +187,59 @@ def _likely_non_speech(segment: Segment, options: GuardOptions) -> bool:
     )
 
 
-def _check_segment(segment: Segment, options: GuardOptions) -> tuple[Segment | None, str]:
-    """One segment through guards 1–6: (the segment, possibly repaired, "") or (None, why it was dropped)."""
+def foreign_hanzi(text: str, options: GuardOptions) -> str:
+    """The hanzi in `text` that Japanese text does not use (guard 8), in order."""
+    return "".join(char for char in text if _is_hanzi(char) and (char in options.chinese_only_hanzi or not _in_cp932(char)))
+
+
+def _is_hanzi(char: str) -> bool:
+    return unicodedata.name(char, "").startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH"))
+
+
+def _in_cp932(char: str) -> bool:
+    try:
+        char.encode("cp932")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_LATIN_WORD = r"(?:https?://[!-~]+|[A-Za-zＡ-Ｚａ-ｚ][A-Za-zＡ-Ｚａ-ｚ0-9'’.@_-]*)"
+_LATIN_RUN = re.compile(rf"{_LATIN_WORD}(?:[\s,.!?;:'\"()&/’-]+{_LATIN_WORD})*")
+
+
+def latin_runs(text: str, options: GuardOptions) -> list[re.Match[str]]:
+    """Runs of more than `latin_run_max_words` Latin-letter words in a row (guard 11)."""
+    return [m for m in _LATIN_RUN.finditer(text) if len(re.findall(_LATIN_WORD, m[0])) > options.latin_run_max_words]
+
+
+def split_at_pauses(segment: Segment, max_pause_s: float) -> list[Segment]:
+    """The segment cut where its words are more than `max_pause_s` apart, each part spanning its own words
+    (guard 10); a segment without word timings is returned as it is."""
+    if not segment.words:
+        return [segment]
+    parts, current = [], [segment.words[0]]
+    for word in segment.words[1:]:
+        if word.start_s - current[-1].end_s > max_pause_s:
+            parts.append(current)
+            current = []
+        current.append(word)
+    parts.append(current)
+    if len(parts) == 1:
+        return [replace(segment, start_s=parts[0][0].start_s, end_s=parts[0][-1].end_s)]
+    return [replace(segment, start_s=words[0].start_s, end_s=words[-1].end_s,
+                    text="".join(word.text for word in words).strip(), words=tuple(words)) for words in parts]
+
+
+def _check_segment(segment: Segment, options: GuardOptions, language: str | None) -> tuple[Segment | None, str]:
+    """One segment through guards 1–8: (the segment, possibly repaired, "") or (None, why it was dropped)."""
     if looks_like_silence(segment, options):
         return None, (
             f"silence: no_speech_prob {segment.no_speech_prob:.2f} > {options.no_speech_prob_max}"
             f" and avg_logprob {segment.avg_logprob:.2f} <= {options.avg_logprob_min}"
         )
+    if segment.avg_logprob < options.avg_logprob_floor:
+        return None, f"low confidence: avg_logprob {segment.avg_logprob:.2f} < {options.avg_logprob_floor}"
     text = collapse_repeats(segment.text, options)
     if text != segment.text:
         # The word timings described the loop, so they no longer match the text.
@@ -168,28 +250,55 @@ def _check_segment(segment: Segment, options: GuardOptions) -> tuple[Segment | N
     if ratio > options.compression_ratio_max:
         return None, f"loop: compression ratio {ratio:.2f} > {options.compression_ratio_max}"
     if is_stock_phrase(text, options) and _likely_non_speech(segment, options):
-        return None, "stock phrase on non-speech"
+        return None, "stock phrase: on non-speech"
     density = _chars_per_s(text, segment, options.density_floor_s)
     if density > options.max_chars_per_s:
         return None, f"too dense: {density:.1f} chars/s > {options.max_chars_per_s}"
+    hanzi = foreign_hanzi(text, options) if language == "ja" else ""
+    if len(hanzi) >= options.foreign_hanzi_min:
+        return None, f"foreign script: {len(hanzi)} hanzi Japanese does not use ({hanzi[:12]})"
     return segment, ""
 
 
 def apply_guards(
-    segments: Sequence[Segment], options: GuardOptions = GuardOptions()
+    segments: Sequence[Segment], options: GuardOptions = GuardOptions(), language: str | None = None
 ) -> tuple[list[Segment], list[tuple[Segment, str]]]:
-    """Kept segments (text possibly repaired) and the dropped ones with the reason, in time order."""
+    """Kept segments (text possibly repaired, split at pauses) and the dropped ones with the reason, in time
+    order. `language` is the transcript's (the script rules apply to "ja")."""
     kept: list[Segment] = []
     dropped: list[tuple[Segment, str]] = []
     for segment in segments:
-        checked, reason = _check_segment(segment, options)
+        checked, reason = _check_segment(segment, options, language)
         if checked is None:
             dropped.append((segment, reason))
         else:
             kept.append(checked)
     kept, repeats = _drop_repeated_segments(kept, options)
     dropped.extend(repeats)
+    if options.max_pause_s is not None:
+        kept = [part for segment in kept for part in split_at_pauses(segment, options.max_pause_s)]
+    if language == "ja":
+        kept, runs = _cut_latin_runs(kept, options)
+        dropped.extend(runs)
     dropped.sort(key=lambda item: item[0].start_s)
+    return kept, dropped
+
+
+def _cut_latin_runs(segments: list[Segment], options: GuardOptions) -> tuple[list[Segment], list[tuple[Segment, str]]]:
+    kept: list[Segment] = []
+    dropped: list[tuple[Segment, str]] = []
+    for segment in segments:
+        runs = latin_runs(segment.text, options)
+        for run in runs:
+            words = len(re.findall(_LATIN_WORD, run[0]))
+            dropped.append((replace(segment, text=run[0], words=()), f"foreign script: a Latin run of {words} words"))
+        if not runs:
+            kept.append(segment)
+            continue
+        pieces = [segment.text[a.end():b.start()] for a, b in zip(runs, runs[1:])]
+        text = (segment.text[:runs[0].start()] + "".join(pieces) + segment.text[runs[-1].end():]).strip()
+        if any(unicodedata.category(char)[0] == "L" for char in text):
+            kept.append(replace(segment, text=text, words=()))  # the word timings no longer match the text
     return kept, dropped
 
 
@@ -204,6 +313,6 @@ def _drop_repeated_segments(
             kept.extend(run)
             continue
         kept.append(run[0])
-        reason = f"repeats the previous segment ({len(run)} in a row)"
+        reason = f"repeated: the same text {len(run)} times in a row"
         dropped.extend((segment, reason) for segment in run[1:])
     return kept, dropped

@@ -93,12 +93,39 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return columns, rows
 
 
+LONGFORM_COLUMNS = ["long-form CER", "term recall", "invented chars/min", "loops", "timestamp error s (start/end)",
+                    "max silence covered s", "segments > 2 s silence"]
+
+
+def longform_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """The long-form figures of every system (a second table: one row would not fit a terminal's width)."""
+    rows = []
+    for system in report["systems"]:
+        figures = system["longform"]
+        rows.append([system["name"], _fmt(figures["cer"]), _fmt(figures["terms"]["recall"]),
+                     _fmt(figures["invented_chars_per_minute"], 1), str(figures["loops"]),
+                     f"{_fmt(figures['mean_start_error_s'], 2)}/{_fmt(figures['mean_end_error_s'], 2)}",
+                     _fmt(figures["max_silence_covered_s"], 1), str(figures["segments_over_silence_limit"])])
+    return ["system", *LONGFORM_COLUMNS], rows
+
+
 def summary_table(report: dict):
-    """The side-by-side comparison as a rich Table."""
+    """The side-by-side comparison as rich Tables: the clip sets, then the long-form set if there is one."""
+    from rich.console import Group
+
+    tables = [_rich_table(f"whisper-adapt eval · test set {report['datasets']['test']['items']} clips",
+                          *summary_rows(report))]
+    if "longform" in report["datasets"]:
+        info = report["datasets"]["longform"]
+        tables.append(_rich_table(f"long-form · {info['items']} recordings, {info['audio_s'] / 60:.1f} min",
+                                  *longform_rows(report)))
+    return Group(*tables)
+
+
+def _rich_table(title: str, columns: list[str], rows: list[list[str]]):
     from rich.table import Table
 
-    columns, rows = summary_rows(report)
-    table = Table(title=f"whisper-adapt eval · test set {report['datasets']['test']['items']} clips")
+    table = Table(title=title)
     for index, column in enumerate(columns):
         table.add_column(column, justify="left" if index == 0 else "right")
     for row in rows:
@@ -113,6 +140,7 @@ def render_html(report: dict) -> str:
         "<h2>Summary</h2>" + _summary_html(report),
         "<h2>Charts</h2><div class=charts>" + "".join(_charts(report)) + "</div>",
         "<h2>Glossary terms (test set)</h2>" + _terms_html(report),
+        *(["<h2>Long-form recordings</h2>" + _longform_html(report)] if "longform" in report["datasets"] else []),
         "<h2>Worst clips</h2>" + _worst_clips_html(report),
         "<h2>Reproducibility</h2>" + _settings_html(report),
     ]
@@ -133,8 +161,15 @@ def _summary_html(report: dict) -> str:
     columns, rows = summary_rows(report)
     note = ("<p class=small>CER and WER pooled over clips (Σ edits / Σ reference units, normalized text). Term "
             "recall: said occurrences written at least as often in the same clip. Forgetting: general-set CER "
-            "minus the unadapted model's, 95% paired bootstrap interval over clips.</p>")
-    return _table(columns, rows) + note
+            "minus the unadapted model's, 95% paired bootstrap interval over clips.")
+    table = _table(columns, rows) + note + "</p>"
+    if "longform" in report["datasets"]:
+        table += "<h3>Long-form set</h3>" + _table(*longform_rows(report)) + (
+            "<p class=small>Each recording scored as one clip. Invented: characters of segments overlapping no "
+            "reference span widened by 1 s, per minute outside every span. Timestamp error: mean |start| and "
+            "|end| difference between each span and the segments that overlap it most. Silence covered: seconds "
+            "of a segment's time span outside every reference span.</p>")
+    return table
 
 
 def _terms_html(report: dict) -> str:
@@ -148,6 +183,19 @@ def _terms_html(report: dict) -> str:
                  + (f" +{x['false_alarms']} false" if x["false_alarms"] else "") for x in scores]
         rows.append([term, str(scores[0]["said"]), *cells])
     return _table(columns, rows) + "<p class=small>recognized/said (recall), and occurrences written beyond what was said.</p>"
+
+
+def _longform_html(report: dict) -> str:
+    """One row per recording: each system's CER, invented characters and the most silence one segment covers."""
+    names = [s["name"] for s in report["systems"]]
+    rows = []
+    for clip in report["clips"]["longform"]:
+        cells = [f"CER {_fmt(x['cer'])} · {x['invented_chars']} invented · {_fmt(x['max_silence_covered_s'], 1)} s"
+                 for x in (clip["scores"][name] for name in names)]
+        minutes = clip["scores"][names[0]]["nonspeech_minutes"]
+        rows.append([clip["id"], f"{clip['duration_s'] / 60:.1f} min ({minutes:.1f} without speech)", *cells])
+    return (_table(["recording", "length", *names], rows) + "<p class=small>CER; characters written outside "
+            "the reference spans (± 1 s); the most seconds of reference silence inside one segment.</p>")
 
 
 def worst_clip_rows(report: dict, set_name: str = "test", per_system: int = WORST_CLIPS_PER_SYSTEM) -> list[dict]:
@@ -246,6 +294,9 @@ def _charts(report: dict) -> list[str]:
     if "nonspeech" in report["datasets"]:
         charts.append(_bar_chart(names, [s["nonspeech"]["chars_per_minute"] for s in systems],
                                  "Characters written per minute of non-speech (lower is better)"))
+    if "longform" in report["datasets"]:
+        charts.append(_bar_chart(names, [s["longform"]["invented_chars_per_minute"] for s in systems],
+                                 "Long-form: characters invented per minute without speech (lower is better)"))
     return [f"<img alt='{escape(title, quote=True)}' src='data:image/svg+xml;base64,{svg}'>" for title, svg in charts]
 
 

@@ -87,8 +87,11 @@ def transcribe_audio(
         if on_progress:
             on_progress(source, min(raw.end, duration_s), duration_s)
     segments, outside = _clamp_to_audio(segments, duration_s)
-    kept, dropped = apply_guards(segments, options.guards)
+    kept, dropped = apply_guards(segments, options.guards, language)
     dropped = sorted(dropped + outside, key=lambda item: item[0].start_s)
+    if not options.word_timestamps:  # asked for by the pause guard only
+        kept = [replace(segment, words=()) for segment in kept]
+        dropped = [(replace(segment, words=()), reason) for segment, reason in dropped]
     if glossary is not None:
         kept = [_replace_text(segment, apply_replacements(segment.text, glossary)) for segment in kept]
     return Transcript(source, language, duration_s, tuple(kept), tuple(dropped))
@@ -102,7 +105,8 @@ def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions) -> tuple[
         compression_ratio_threshold=options.guards.compression_ratio_max,
         log_prob_threshold=options.guards.avg_logprob_min,
         no_speech_threshold=options.guards.no_speech_prob_max,
-        word_timestamps=options.word_timestamps,
+        # The pause guard splits segments at their words' timings: ask for them whenever it is on.
+        word_timestamps=options.word_timestamps or options.guards.max_pause_s is not None,
         initial_prompt=options.initial_prompt,
         hotwords=options.hotwords,
         vad_filter=options.vad,
@@ -132,7 +136,7 @@ def _clamp_to_audio(segments: list[Segment], duration_s: float) -> tuple[list[Se
     kept, outside = [], []
     for segment in segments:
         if segment.start_s >= duration_s:
-            outside.append((segment, "starts after the end of the audio"))
+            outside.append((segment, f"after the end: starts at {segment.start_s:.2f} s, the audio ends at {duration_s:.2f} s"))
         else:
             kept.append(replace(segment, end_s=min(segment.end_s, duration_s)))
     return kept, outside

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -37,3 +38,8 @@ class Transcript:
     @property
     def text(self) -> str:
         return "".join(segment.text for segment in self.segments)
+
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        """How many segments each guard rule dropped; a reason starts with its rule's name and a colon."""
+        return dict(Counter(reason.partition(":")[0] for _, reason in self.dropped))

@@ -76,6 +76,7 @@ def _render_json(transcript: Transcript) -> str:
         "text": transcript.text,
         "segments": [{"id": i, **_segment_json(s)} for i, s in enumerate(transcript.segments)],
         "dropped": [{**_segment_json(s), "reason": reason} for s, reason in transcript.dropped],
+        "dropped_counts": transcript.drop_counts,
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
