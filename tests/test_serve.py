@@ -24,7 +24,7 @@ import pytest
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.cli import main
-from whisper_adapt.serve import create_app, is_loopback, model_specs
+from whisper_adapt.serve import create_app, model_specs
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.writers import render
 
@@ -180,16 +180,7 @@ def test_a_token_guards_everything_but_health(tiny_whisper_dir, speech, serve_ap
         assert _health(url)["status"] == "ok"
 
 
-def test_the_cli_refuses_a_network_bind_without_a_token(capsys, monkeypatch):
-    monkeypatch.delenv("WHISPER_ADAPT_TOKEN", raising=False)
-    assert main(["serve", "--host", "0.0.0.0"]) == 2
-    err = capsys.readouterr().err
-    assert "0.0.0.0" in err and "--token" in err and "Traceback" not in err
-
-
-def test_loopback_and_model_names():
-    assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "localhost"]))
-    assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.5", "::", "example.org"]))
+def test_model_names():
     assert model_specs(["base", "adapted=models/first", "/srv/models/v2"]) == {
         "base": "base", "adapted": "models/first", "v2": "/srv/models/v2"}
 

@@ -316,7 +316,8 @@ def review(
 ) -> None:
     """Correct draft transcripts in the browser, keyboard only; every edit is saved as a revision."""
     from whisper_adapt.glossary import load_glossary
-    from whisper_adapt.review.app import resolve_token, review_url, serve_review
+    from whisper_adapt.access import resolve_token
+    from whisper_adapt.review.app import review_url, serve_review
 
     terms = load_glossary(glossary) if glossary else None
     required = resolve_token(host, token)
@@ -339,7 +340,8 @@ def serve(
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
-    from whisper_adapt.serve import check_bind, create_app, model_specs, preload, run_server
+    from whisper_adapt.access import check_bind
+    from whisper_adapt.serve import create_app, model_specs, preload, run_server
     from whisper_adapt.transcribe import TranscribeOptions
 
     check_bind(host, token)

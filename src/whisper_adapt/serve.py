@@ -2,8 +2,9 @@
 
 Any client written for OpenAI's audio API (the official `openai` package, curl, …) works with `base_url`
 pointed here. Safety decisions, made once here:
-- loopback by default; any other bind needs a token (`check_bind` refuses to start without one, rather
-  than inventing a token the operator might never see);
+- who may connect is access.py's policy, shared with the review server: loopback by default, a token
+  beyond it (`check_bind` refuses to start without one, rather than inventing a token the operator might
+  never see), and without a token a loopback Host header (no DNS rebinding);
 - each model is loaded once, on first use, and shared; transcription runs on one worker thread, because
   one CTranslate2 model already uses every core and two jobs at once would only slow both;
 - requests are counted from acceptance to answer, and beyond `max_pending` are turned away at once
@@ -17,8 +18,6 @@ exceptions.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -28,12 +27,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from whisper_adapt.access import bearer_token, check_request
 from whisper_adapt.audio import decode_audio
 from whisper_adapt.errors import AudioError, WhisperAdaptError
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
@@ -57,24 +57,6 @@ class RequestError(WhisperAdaptError):
         self.status, self.kind, self.param, self.code = status, kind, param, code
         self.headers = dict(headers or {})
         super().__init__(problem)
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token: recordings are confidential."""
-    if token is None and not is_loopback(host):
-        raise WhisperAdaptError(f"binding {host} makes the server reachable from the network: give --token "
-                                "(or set WHISPER_ADAPT_TOKEN), or bind 127.0.0.1")
-    if token is not None and not token.strip():
-        raise WhisperAdaptError("the token is empty")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
 
 
 def model_specs(options: list[str]) -> dict[str, str]:
@@ -151,7 +133,6 @@ class Admission:
 class _Server:
     models: ModelStore
     options: TranscribeOptions
-    token: str | None
     max_upload_bytes: int
     admission: Admission
     executor: ThreadPoolExecutor
@@ -174,7 +155,7 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
     if max_upload_bytes < 1:
         raise WhisperAdaptError(f"the upload limit must be at least 1 byte, not {max_upload_bytes}")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper-adapt-serve")
-    server = _Server(ModelStore(models, default, device, compute_type), options, token, max_upload_bytes,
+    server = _Server(ModelStore(models, default, device, compute_type), options, max_upload_bytes,
                      Admission(max_pending), executor)
 
     @asynccontextmanager
@@ -187,9 +168,10 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(WhisperAdaptError, _server_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.middleware("http")(_guard(token))
     app.get("/health")(_health)
-    app.get("/v1/models", dependencies=[Depends(_authorize)])(_list_models)
-    app.post("/v1/audio/transcriptions", dependencies=[Depends(_authorize)])(_transcriptions)
+    app.get("/v1/models")(_list_models)
+    app.post("/v1/audio/transcriptions")(_transcriptions)
     return app
 
 
@@ -209,15 +191,20 @@ def _server(app: FastAPI) -> _Server:
     return app.state.server
 
 
-def _authorize(request: Request) -> None:
-    token = _server(request.app).token
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    # compare_digest: the time taken must not reveal how much of a guessed token was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise RequestError(401, "missing or wrong API key: send the server's token as 'Authorization: Bearer …'",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+def _guard(token: str | None):
+    """Middleware: the access policy (access.py) for every path; /health needs no token, for monitors."""
+
+    async def guard(request: Request, call_next) -> Response:
+        if token is None or request.url.path != "/health":
+            refusal = check_request(token, request.headers.get("host"),
+                                    [bearer_token(request.headers.get("authorization", ""))])
+            if refusal is not None:
+                code = "invalid_api_key" if refusal.status == 401 else "forbidden_host"
+                return JSONResponse(_error_body(refusal.message, "invalid_request_error", code=code),
+                                    refusal.status, headers=refusal.headers)
+        return await call_next(request)
+
+    return guard
 
 
 async def _health(request: Request) -> dict:
