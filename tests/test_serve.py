@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
-from whisper_adapt.cli import main
+from whisper_adapt.languages import language_name
 from whisper_adapt.serve import create_app, model_specs
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.writers import render
@@ -87,6 +87,14 @@ def test_openai_client_transcribes_in_every_format(tiny_url, speech, expected, f
         assert all(hasattr(s, "avg_logprob") and hasattr(s, "no_speech_prob") for s in result.segments)
 
 
+def test_language_auto_detects_it(tiny_url, tiny_whisper_dir, speech):
+    """As the CLI's --language auto does: the same text as detecting in-process (it was a 500)."""
+    detected = transcribe_audio(load_model(tiny_whisper_dir, device="cpu"), decode_audio(speech), FAST, speech.name)
+    answer = client(tiny_url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny", language="auto",
+                                                          response_format="verbose_json")
+    assert answer.text == detected.text and answer.language == language_name(detected.language)
+
+
 def test_models_are_listed_and_health_is_open(tiny_url):
     assert [model.id for model in client(tiny_url).models.list()] == ["tiny"]
     with urllib.request.urlopen(f"{tiny_url}/health") as response:
@@ -99,7 +107,8 @@ def test_models_are_listed_and_health_is_open(tiny_url):
      ({}, ("empty.wav", b""), 400, "empty.wav: the uploaded file is empty"),
      ({"model": "large-v9"}, None, 404, "model 'large-v9' is not served here"),
      ({"response_format": "docx"}, None, 400, "response_format 'docx' is not one of"),
-     ({"temperature": 1.5}, None, 400, "temperature must be a number from 0 to 1")],
+     ({"temperature": 1.5}, None, 400, "temperature must be a number from 0 to 1"),
+     ({"language": "xx"}, None, 400, "unknown language 'xx'")],
 )
 def test_bad_requests_get_openai_style_errors(tiny_url, speech, fields, upload, status, message):
     arguments = {"model": "whisper-1", **fields}

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from whisper_adapt import cli_checks as check
 from whisper_adapt.errors import WhisperAdaptError
 
 app = typer.Typer(
@@ -52,13 +53,13 @@ ModelOpt = Annotated[
 def transcribe(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Audio or video files (wav, mp3, m4a, mp4, …).")] = None,
     model: ModelOpt = "base",
-    language: Annotated[str, typer.Option(help="Spoken language code; 'auto' to detect per file.")] = "ja",
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json.")] = "txt,srt,vtt,json",
+    language: Annotated[str, typer.Option(help="Spoken language code; 'auto' to detect per file.", callback=check.language_or_auto)] = "ja",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json.", callback=check.output_formats)] = "txt,srt,vtt,json",
     out: Annotated[Path, typer.Option(help="Directory for the transcripts (created if missing).")] = Path("transcripts"),
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its misrecognitions are replaced by the terms.")] = None,
     prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = False,
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.")] = 0,
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.", min=0)] = 0,
     vad: Annotated[bool, typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = True,
     word_timestamps: Annotated[bool, typer.Option(help="Add per-word times and probabilities to the JSON output.")] = False,
     device: DeviceOpt = "auto",
@@ -68,15 +69,10 @@ def transcribe(
     """Transcribe recordings to txt / srt / vtt / json, with guards against loops and silence hallucinations."""
     from whisper_adapt.glossary import load_glossary, prompt_text
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_files
-    from whisper_adapt.writers import FORMATS
-
     inputs = list(files or []) + ([sample_recording()] if sample else [])
     if not inputs:
         raise WhisperAdaptError("no input files (give some, or --sample for the bundled recording)")
-    chosen = [f.strip() for f in formats.split(",") if f.strip()]
-    unknown = sorted(set(chosen) - set(FORMATS))
-    if unknown:
-        raise WhisperAdaptError(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    chosen = formats.split(",")  # checked at parse time
     terms = load_glossary(glossary) if glossary else None
     options = TranscribeOptions(
         language=None if language == "auto" else language, beam_size=beam_size, batch_size=batch_size, vad=vad,
@@ -99,12 +95,12 @@ def prepare(
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its terms are given to Whisper as the drafts' initial prompt.")] = None,
     redraft: Annotated[bool, typer.Option(help="Re-draft the unreviewed, unedited clips with --model (e.g. an adapted model).")] = False,
     draft: Annotated[bool, typer.Option(help="Draft transcripts after cutting (--no-draft: only cut clips).")] = True,
-    beam_size: Annotated[int, typer.Option(help="Beam width for drafts; 1 is greedy (fastest).")] = 5,
-    language: Annotated[str, typer.Option(help="Spoken language code of the recordings.")] = "ja",
-    min_clip_s: Annotated[float, typer.Option(help="Shortest clip, seconds.")] = 1.0,
-    max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).")] = 30.0,
-    min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.")] = 300,
-    pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.")] = 200,
+    beam_size: Annotated[int, typer.Option(help="Beam width for drafts; 1 is greedy (fastest).", min=1)] = 5,
+    language: Annotated[str, typer.Option(help="Spoken language code of the recordings.", callback=check.language)] = "ja",
+    min_clip_s: Annotated[float, typer.Option(help="Shortest clip, seconds.", callback=check.above_zero)] = 1.0,
+    max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).", callback=check.above_zero, max=30.0)] = 30.0,
+    min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.", min=0)] = 300,
+    pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.", min=0)] = 200,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
@@ -179,8 +175,8 @@ def corpus_stats(
 def corpus_select(
     corpus: CorpusArg,
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary for --general-share: which clips hold a term.")] = None,
-    general_share: Annotated[Optional[float], typer.Option(help="With --glossary: only clips holding a term, plus this share of general clips (e.g. 0.3).")] = None,
-    validation_share: Annotated[float, typer.Option(help="Share of clips held out for validation, whole recordings at a time.")] = 0.1,
+    general_share: Annotated[Optional[float], typer.Option(help="With --glossary: only clips holding a term, plus this share of general clips (e.g. 0.3).", min=0.0, max=1.0)] = None,
+    validation_share: Annotated[float, typer.Option(help="Share of clips held out for validation, whole recordings at a time.", min=0.0, max=1.0)] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed for the general clips and the split.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write the selection as audiofolder OUT/train and OUT/validation.")] = None,
 ) -> None:
@@ -225,9 +221,9 @@ def corpus_import(
 def corpus_export(
     corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Directory to write the set into.")],
-    layout: Annotated[str, typer.Option("--format", help="jvs (OUT/GROUP/transcripts_utf8.txt + wav/) or audiofolder (metadata.csv).")] = "jvs",
-    status: Annotated[str, typer.Option(help="Which clips: reviewed, draft or rejected.")] = "reviewed",
-    group: Annotated[str, typer.Option(help="JVS group folder name.")] = "corpus",
+    layout: Annotated[str, typer.Option("--format", help="jvs (OUT/GROUP/transcripts_utf8.txt + wav/) or audiofolder (metadata.csv).", callback=check.export_layout)] = "jvs",
+    status: Annotated[str, typer.Option(help="Which clips: reviewed, draft or rejected.", callback=check.clip_status)] = "reviewed",
+    group: Annotated[str, typer.Option(help="JVS group folder name (a plain name: it is made inside OUT).", callback=check.plain_name)] = "corpus",
 ) -> None:
     """Export the corpus's clips (by default the reviewed ones) as JVS or Hugging Face audiofolder."""
     from whisper_adapt.transfer import export_corpus
@@ -245,30 +241,30 @@ def train(
     method: Annotated[str, typer.Option(help="xattn (cross-attention k/v/out of chosen layers), lora, decoder or full.")] = "xattn",
     layers: Annotated[str, typer.Option(help="Decoder layers to adapt, negative from the end: '-1' is the last, '-1,-2' the last two (default, measured better than the last alone).")] = "-1,-2",
     preset: Annotated[Optional[str], typer.Option(help="'original': the published recipe (lr 5e-4, batch 2, 10 epochs, warmup 2), for comparison.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10). The default lr is tuned for 10: on the demo, 4 epochs forgot beyond the budget after the first, so only epoch 1 was kept.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).")] = None,
-    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) (default 5e-4).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).")] = None,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
-    replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).")] = None,
-    sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
-    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10). The default lr is tuned for 10: on the demo, 4 epochs forgot beyond the budget after the first, so only epoch 1 was kept.", min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).", min=1)] = None,
+    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.", min=1)] = 1,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay), above 0 (default 5e-4).", callback=check.above_zero)] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).", min=0.0)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).", min=0)] = None,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).", min=1)] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).", min=1)] = 16,
+    replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).", min=0.0, max=1.0)] = None,
+    sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).", min=0.0, max=1.0)] = None,
+    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).", min=0.0)] = None,
     general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay (default: the packaged set).")] = None,
-    replay_rotation: Annotated[Optional[int], typer.Option(help="Distinct general clips replayed over the run, in epochs' worth: each epoch draws its replay anew from them; 1 replays the same clips every epoch (default 4).")] = None,
+    replay_rotation: Annotated[Optional[int], typer.Option(help="Distinct general clips replayed over the run, in epochs' worth: each epoch draws its replay anew from them; 1 replays the same clips every epoch (default 4).", min=1)] = None,
     replay_own: Annotated[bool, typer.Option("--replay-own", help="Also replay your reviewed clips that hold no term, drawn alongside the general speech (on the benchmark this protected everyday speech less, so it is off by default).")] = False,
-    validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
+    validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).", min=0.0, max=1.0)] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
-    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch (or the average) may cost to be kept (0.005 = 0.5 points).")] = 0.005,
-    average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).")] = None,
-    term_weight: Annotated[Optional[float], typer.Option(help="Weight of the loss at the tokens that spell a glossary term, against 1 for every other token; 1 is plain cross-entropy (default 1).")] = None,
-    timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
+    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch (or the average) may cost to be kept (0.005 = 0.5 points).", min=0.0)] = 0.005,
+    average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).", min=0.0, max=1.0)] = None,
+    term_weight: Annotated[Optional[float], typer.Option(help="Weight of the loss at the tokens that spell a glossary term, against 1 for every other token; 1 is plain cross-entropy (default 1).", callback=check.above_zero)] = None,
+    timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).", min=0.0, max=1.0)] = 0.5,
     stack_on: Annotated[Optional[list[Path]], typer.Option(help="Adapters trained earlier, applied (frozen) before this one: a corpus per layer.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw and the shuffle.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete epoch in OUT after an interruption.")] = False,
-    language: Annotated[str, typer.Option(help="Language of the speech.")] = "ja",
+    language: Annotated[str, typer.Option(help="Language of the speech.", callback=check.language)] = "ja",
 ) -> None:
     """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
     from whisper_adapt.glossary import load_glossary
@@ -309,7 +305,7 @@ def train(
 def review(
     corpus: Annotated[Path, typer.Option(help="Corpus directory whose clips to review.")],
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary: highlights terms and marks known misrecognitions with a one-key fix.")] = None,
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback requires a token.")] = "127.0.0.1",
     token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="Token every request must carry (generated when --host is not loopback; prefer the environment variable: a command line is visible to other users).")] = None,
     reviewer: Annotated[Optional[str], typer.Option(help="Name recorded with each correction (default: the OS user).")] = None,
@@ -330,12 +326,12 @@ def review(
 def serve(
     model: Annotated[list[str], typer.Option(help="Model to serve: SPEC (as for transcribe) or NAME=SPEC; repeat for several. The first is the default, also answering to 'whisper-1'.")] = ["base"],
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="API key clients must send as 'Authorization: Bearer …' (prefer the environment variable: a command line is visible to other users).")] = None,
-    language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).")] = "auto",
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.")] = 100.0,
-    max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.")] = 4,
+    language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).", callback=check.language_or_auto)] = "auto",
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = 5,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.", callback=check.above_zero)] = 100.0,
+    max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.", min=1)] = 4,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
@@ -485,13 +481,13 @@ def eval_(
     glossary: Annotated[Path, typer.Option(help="Glossary file: terms scored for recall; used as prompt, hotwords and dictionary.")],
     general: Annotated[Optional[Path], typer.Option(help="Everyday-speech set (same layouts): forgetting is its CER change vs the unadapted model.")] = None,
     nonspeech: Annotated[Optional[Path], typer.Option(help="Folder of audio without speech: what each system invents there.")] = None,
-    model: ModelOpt = "base",
-    system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.")] = None,
+    model: Annotated[str, typer.Option(help="The unadapted model every system is compared with (as for transcribe).", callback=check.model_spec)] = "base",
+    system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.", callback=check.system_specs)] = None,
     compare: Annotated[str, typer.Option(help="No-training baselines and add-ons, comma-separated: prompt, hotwords, dictionary.")] = "prompt,hotwords,dictionary",
     out: Annotated[Path, typer.Option(help="Directory for report.json and report.html.")] = Path("eval-report"),
-    beam_size: Annotated[int, typer.Option(help="Beam width used for every system (temperature is fixed at 0).")] = 5,
+    beam_size: Annotated[int, typer.Option(help="Beam width used for every system (temperature is fixed at 0).", min=1)] = 5,
     numerals: Annotated[bool, typer.Option(help="Score 三 and 3 (十五 and 15 …) as equal.")] = False,
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.")] = 2000,
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.", min=1)] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
@@ -504,7 +500,7 @@ def eval_(
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.report import summary_table, write_report
 
-    adapted = [_system_option(item) for item in system or []]
+    adapted = [tuple(part.strip() for part in item.split("=", 1)) for item in system or []]  # checked at parse time
     systems = plan_systems(model, adapted, [c.strip() for c in compare.split(",") if c.strip()], load_glossary(glossary))
     options = EvalOptions(beam_size=beam_size, device=device, compute_type=compute_type, numerals=numerals,
                           bootstrap_samples=bootstrap, seed=seed)
@@ -522,8 +518,8 @@ def eval_(
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for everything the demo makes (speech, corpus, adapter, model, report, minutes).")] = Path("whisper-adapt-demo"),
     model: ModelOpt = "base",
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: train's default).")] = None,
-    share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).")] = 1.0,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: train's default).", min=1)] = None,
+    share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).", callback=check.above_zero, max=1.0)] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the meeting's pauses, the augmentation and training.")] = 0,
 ) -> None:
     """Run the whole loop on a fictional company, offline: Whisper misses its words, a short adaptation fixes them."""
@@ -554,13 +550,6 @@ def _stage_callback(progress):
         progress.update(tasks[what], completed=done, total=total)
 
     return update
-
-
-def _system_option(item: str) -> tuple[str, str]:
-    name, sep, spec = item.partition("=")
-    if not sep or not name.strip() or not spec.strip():
-        raise WhisperAdaptError(f"--system {item!r}: expected NAME=MODEL, e.g. adapted=out/model-ct2")
-    return name.strip(), spec.strip()
 
 
 def _quiet_libraries() -> None:

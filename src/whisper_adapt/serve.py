@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from whisper_adapt.access import bearer_token, check_request
 from whisper_adapt.audio import decode_audio
 from whisper_adapt.errors import AudioError, WhisperAdaptError
+from whisper_adapt.languages import language_name, parse_language
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.transcript import Transcript
 from whisper_adapt.writers import render
@@ -272,7 +273,7 @@ def _parse_job(form: FormData, server: _Server) -> _Job:
                            param="response_format")
     options = replace(
         server.options,
-        language=_text_field(form, "language") or server.options.language,
+        language=_language(_text_field(form, "language"), server.options.language),
         initial_prompt=_text_field(form, "prompt") or server.options.initial_prompt,
         temperatures=_temperatures(_text_field(form, "temperature"), server.options.temperatures),
         word_timestamps="word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps,
@@ -286,6 +287,15 @@ def _text_field(form: FormData, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise RequestError(400, f"{name} must be a text field, not a file", param=name)
     return value.strip() if value else None
+
+
+def _language(value: str | None, default: str | None) -> str | None:
+    if value is None:
+        return default
+    try:
+        return parse_language(value)
+    except WhisperAdaptError as e:
+        raise RequestError(400, e.problem, param="language", code="unsupported_language") from e
 
 
 def _temperatures(value: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -340,7 +350,7 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
     faster-whisper's segments as we store them, so they are left out rather than made up."""
     document = {
         "task": "transcribe",
-        "language": _language_name(transcript.language),
+        "language": language_name(transcript.language),
         "duration": transcript.duration_s,
         "text": transcript.text,
         "segments": [
@@ -354,13 +364,6 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
         document["words"] = [{"word": word.text, "start": word.start_s, "end": word.end_s}
                              for segment in transcript.segments for word in segment.words]
     return document
-
-
-def _language_name(code: str) -> str:
-    """OpenAI reports the language by its English name ("japanese"), as Whisper's tokenizer names it."""
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES
-
-    return LANGUAGES.get(code, code)
 
 
 def _error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict:
