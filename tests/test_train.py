@@ -178,6 +178,26 @@ def test_nothing_is_kept_when_nothing_beats_the_unadapted_model():
     assert choose_kept([HISTORY[0], dict(epoch=1, **worse)], dict(epochs=[1, 2], **worse), 0.005) == []
 
 
+def test_an_adapter_that_changes_nothing_is_not_written(tiny_whisper_dir, tiny_clips, tmp_path):
+    """No validation figures, so the kept-epoch rule alone would keep the last epoch (`train --lr 0` wrote
+    an all-zero adapter and said "kept epoch 1"): a step too small to move any weight in float16 keeps none."""
+    options = TrainOptions(method_options=LAST_LAYER, epochs=1, batch_size=4, lr=1e-30, warmup_steps=0,
+                           average_share=0, distill=0)
+    result = train_adapter(tiny_whisper_dir, TrainData(tiny_clips[:4]), tmp_path, options)
+    assert result.kept_epochs == [] and result.adapter_dir is None
+    assert not (tmp_path / "adapter").exists()
+    assert choose_kept(result.history, None, 0.005) == [1]  # what was kept before
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(lr=-1.0), dict(warmup_steps=-5), dict(forgetting_budget=-1.0),
+                                 dict(weight_decay=-0.1)])
+def test_train_options_refuse_values_that_cannot_train(bad):
+    from whisper_adapt.errors import WhisperAdaptError
+
+    with pytest.raises(WhisperAdaptError):
+        TrainOptions(**bad)
+
+
 @pytest.mark.parametrize(("share", "epochs", "expected"),
                          [(0.8, 10, [3, 4, 5, 6, 7, 8, 9, 10]), (0.8, 3, [2, 3]), (0.8, 1, []), (0.0, 10, []),
                           (1.0, 4, [1, 2, 3, 4])])

@@ -296,7 +296,8 @@ def train(
                                _train_callback(progress))
     _print_history(result.history + ([result.average] if result.average else []))
     if result.adapter_dir is None:
-        console.print("[yellow]nothing beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
+        console.print("[yellow]no epoch changed the model and beat the unadapted one within the forgetting budget: "
+                      "no adapter written[/yellow]")
         raise typer.Exit(1)
     console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {result.adapter_dir}")
 
