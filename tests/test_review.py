@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import subprocess
@@ -267,6 +268,40 @@ def test_token_traversal_and_size_limits(corpus_dir, running_server):
         assert _raw(base, "GET", "/api/queue", {"Host": "attacker.example"})[0] == 403  # DNS rebinding
     with open_corpus(corpus_dir) as corpus:
         assert corpus.get_clip(FIRST).version == 2  # nothing refused was written
+
+
+def test_malformed_saves_get_422_and_write_nothing(corpus_dir, running_server):
+    """Bodies that are not a clip edit (they were answered 500 with a traceback in the server log)."""
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bodies = [b"{not json", b"hello", b"", b'{"text": "x"}', b'{"text": 1, "version": "a"}', b"[]",
+              '{"text": "一行目\n二行目", "version": 2}'.encode(), '{"text": "a\r", "version": 2}'.encode()]
+    with running_server() as base:
+        for body in bodies:
+            status, answer, _ = _raw(base, "PUT", f"/api/clips/{FIRST}", bearer, body)
+            assert status == 422, (body, answer)
+            assert isinstance(json.loads(answer)["detail"], str) and b"Traceback" not in answer
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:  # a body cut short
+            connection.sendall(f"PUT /api/clips/{FIRST} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}"
+                               f"\r\nContent-Length: 50\r\n\r\n{{\"text\":".encode())
+            connection.shutdown(socket.SHUT_WR)
+            assert b" 500 " not in connection.recv(200)
+    with open_corpus(corpus_dir) as corpus:
+        assert corpus.get_clip(FIRST).version == 2 and corpus.get_clip(FIRST).text == FIRST_DRAFT
+
+
+def test_enter_in_the_text_box_adds_no_line_break(browser, corpus_dir, running_server):
+    problems: list[str] = []
+    with running_server() as base:
+        page = _open_page(browser, f"{base}/?token={TOKEN}", problems)
+        page.keyboard.press("End")
+        page.keyboard.press("Enter")
+        page.keyboard.type("了")
+        _wait_saved(page)
+        assert page.input_value("#text") == FIRST_DRAFT + "了"
+    assert problems == []
+    with open_corpus(corpus_dir) as corpus:
+        assert corpus.get_clip(FIRST).text == FIRST_DRAFT + "了"
 
 
 def test_cli_errors(tmp_path):

@@ -21,10 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from whisper_adapt.access import bearer_token, check_request, is_loopback
 from whisper_adapt.corpus import STATUSES, Clip, Corpus, open_corpus
-from whisper_adapt.errors import ConflictError, WhisperAdaptError
+from whisper_adapt.errors import ConflictError, CorpusError, WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.review.annotate import find_spans, order_queue, queue_entry
 
@@ -111,13 +112,16 @@ def _add_routes(app: FastAPI, corpus: Corpus, glossary: Glossary | None, origin:
 
     @app.put("/api/clips/{clip_id}")
     async def put_clip(clip_id: str, request: Request) -> Response:
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # the body ended before its Content-Length: nobody is left to answer
+            return JSONResponse({"detail": "the request body ended early"}, status_code=400)
         if body is None:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         try:
             edit = ClipEdit.model_validate_json(body)
         except ValidationError as e:
-            return JSONResponse({"detail": e.errors(include_url=False, include_context=False)}, status_code=422)
+            return JSONResponse({"detail": _validation_message(e)}, status_code=422)
         if not corpus.has_clip(clip_id):
             return _not_found()
         return _save(corpus, clip_id, edit, origin, glossary)
@@ -144,7 +148,14 @@ def _save(corpus: Corpus, clip_id: str, edit: ClipEdit, origin: str, glossary: G
         current = corpus.get_clip(clip_id)
         return JSONResponse({"detail": e.problem, "current_version": e.current_version, "current_text": current.text,
                              "current_status": current.status}, status_code=409)
+    except CorpusError as e:  # a text the corpus refuses (a line break …)
+        return JSONResponse({"detail": e.problem}, status_code=422)
     return JSONResponse(clip_view(corpus.get_clip(clip_id), glossary))
+
+
+def _validation_message(error: ValidationError) -> str:
+    """Pydantic's errors as one line a person reads ("version: Field required"), without echoing the body."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False))
 
 
 async def _read_body(request: Request) -> bytes | None:
