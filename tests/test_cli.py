@@ -148,3 +148,16 @@ def test_bad_values_are_refused_while_parsing(argv, expected, capsys, tmp_path, 
     status = main(argv)
     assert_one_line_error(status, capsys.readouterr().err, expected)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_names_with_square_brackets_are_printed_as_they_are(tmp_path, capsys, tiny_whisper_dir):
+    """Rich read `[final]` in `empty[final].wav` as markup and printed `empty.wav`."""
+    (tmp_path / "in").mkdir()
+    empty = tmp_path / "in" / "empty[final].wav"
+    empty.touch()
+    status = main(["transcribe", str(empty), "--model", str(tiny_whisper_dir), "--out", str(tmp_path / "out"),
+                   "--device", "cpu"])
+    err = capsys.readouterr().err.replace("\n", "")  # long lines are wrapped at the console's width
+    assert status == 1 and f"{empty}: file is empty" in err
+    assert main(["corpus", "stats", str(tmp_path / "c[1]")]) == 2
+    assert "c[1]" in capsys.readouterr().err.replace("\n", "")

@@ -78,12 +78,12 @@ def transcribe(
         language=None if language == "auto" else language, beam_size=beam_size, batch_size=batch_size, vad=vad,
         word_timestamps=word_timestamps, initial_prompt=prompt_text(terms) if terms and prompt_glossary else None,
     )
-    with console.status(f"loading model {model} …"):
+    with console.status(f"loading model {escape(model)} …"):
         whisper = load_model(model, device=device, compute_type=compute_type)
     with _progress() as progress:
         result = transcribe_files(inputs, out, chosen, whisper, options, terms, _progress_callback(progress))
     for path in result.written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
     _report_failures(result.failures, len(inputs))
 
 
@@ -118,9 +118,9 @@ def prepare(
         result = run_prepare(list(recordings or []), corpus, segment, drafting if draft or redraft else None, terms,
                              redraft, _prepare_callback(progress))
     console.print(f"{result.clips_added} clips added from {result.recordings_added} new recordings, "
-                  f"{result.clips_drafted} drafted; corpus: {corpus}")
+                  f"{result.clips_drafted} drafted; corpus: {escape(str(corpus))}")
     for line in [f"{path}: already in the corpus" for path in result.recordings_skipped] + result.notes:
-        console.print(f"  [yellow]•[/yellow] {line}")
+        console.print(f"  [yellow]•[/yellow] {escape(line)}")
     # Failures are recordings and, while drafting, single clips: count whichever is larger as the inputs.
     _report_failures(result.failures, max(len(recordings or []), len(result.failures)))
 
@@ -131,7 +131,7 @@ def _prepare_callback(progress):
     tasks: dict[str, int] = {}
 
     def update(task: str, done: float, total: float, note: str) -> None:
-        name = f"cut {task[4:]}" if task.startswith("cut:") else "draft"
+        name = f"cut {escape(task[4:])}" if task.startswith("cut:") else "draft"
         description = f"{name} · {note} · {done / 3600:.2f} h"
         if task not in tasks:
             tasks[task] = progress.add_task(description, total=total)
@@ -159,7 +159,7 @@ def corpus_stats(
     terms = load_glossary(glossary) if glossary else None
     with open_corpus(corpus) as store:
         stats = store.stats(terms)
-    table = Table("status", "clips", "hours", title=f"{corpus}: {stats.recordings} recordings, {stats.drafted} clips drafted")
+    table = Table("status", "clips", "hours", title=f"{escape(str(corpus))}: {stats.recordings} recordings, {stats.drafted} clips drafted")
     for status, (count, hours) in stats.by_status.items():
         table.add_row(status, str(count), f"{hours:.2f}")
     table.add_row("all", str(stats.clips), f"{stats.hours:.2f}")
@@ -196,7 +196,7 @@ def corpus_select(
     if out is not None:
         for name, clips in (("train", selection.train), ("validation", selection.validation)):
             if clips:
-                console.print(f"wrote {write_audiofolder(clips, out / name)}")
+                console.print(f"wrote {escape(str(write_audiofolder(clips, out / name)))}")
 
 
 @corpus_app.command("import")
@@ -213,7 +213,7 @@ def corpus_import(
             status.update(f"import {Path(source).name}: {done}/{total} clips")
 
         result = import_sets(corpus, sources, update)
-    console.print(f"{result.added} clips imported, {result.already_present} already in {corpus}")
+    console.print(f"{result.added} clips imported, {result.already_present} already in {escape(str(corpus))}")
     _report_failures(result.failures, len(sources))
 
 
@@ -229,7 +229,7 @@ def corpus_export(
     from whisper_adapt.transfer import export_corpus
 
     written, count = export_corpus(corpus, out, layout, status, group)
-    console.print(f"wrote {count} clips to {written}")
+    console.print(f"wrote {count} clips to {escape(str(written))}")
 
 
 @app.command()
@@ -299,7 +299,7 @@ def train(
         console.print("[yellow]no epoch changed the model and beat the unadapted one within the forgetting budget: "
                       "no adapter written[/yellow]")
         raise typer.Exit(1)
-    console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {result.adapter_dir}")
+    console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {escape(str(result.adapter_dir))}")
 
 
 @app.command()
@@ -318,7 +318,7 @@ def review(
 
     terms = load_glossary(glossary) if glossary else None
     required = resolve_token(host, token)
-    console.print(f"reviewing {corpus}; open this address (Ctrl+C stops the server):")
+    console.print(f"reviewing {escape(str(corpus))}; open this address (Ctrl+C stops the server):")
     console.print(review_url(host, port, required), soft_wrap=True, highlight=False)  # one line, to copy whole
     serve_review(corpus, terms, host, port, required, reviewer)
 
@@ -346,9 +346,9 @@ def serve(
     options = TranscribeOptions(language=None if language == "auto" else language, beam_size=beam_size)
     server = create_app(specs, next(iter(specs)), options, token, round(max_upload_mb * 1e6), max_pending,
                         device, compute_type)
-    with console.status(f"loading model {next(iter(specs))} …"):
+    with console.status(f"loading model {escape(next(iter(specs)))} …"):
         preload(server)
-    console.print(f"serving {', '.join(specs)} at http://{host}:{port}/v1"
+    console.print(f"serving {escape(', '.join(specs))} at http://{host}:{port}/v1"
                   + ("" if token else " (no token: loopback only)"))
     run_server(server, host, port)
 
@@ -375,7 +375,7 @@ def synth(
     with console.status("synthesizing …") as status:
         result = synthesize_corpus(corpus, terms, texts, voice_list, seed,
                                    lambda done, total: status.update(f"synthesizing {done}/{total}"))
-    console.print(f"{result.added} clips synthesized, {result.already_present} already in {corpus}")
+    console.print(f"{result.added} clips synthesized, {result.already_present} already in {escape(str(corpus))}")
     if result.without_terms:
         console.print(f"[yellow]{result.without_terms} new sentences hold no glossary term[/yellow]")
 
@@ -440,9 +440,9 @@ def export(
     adapters = [a / "adapter" if (a / "adapter" / "adapter.json").is_file() else a for a in adapter]
     with console.status("merging and converting …"):
         result = export_model(model, adapters, out, quantization)
-    console.print(f"check clip — merged: {result.hf_text}")
-    console.print(f"check clip — export: {result.ct2_text}  (CER {result.check_cer:.3f})")
-    console.print(f"wrote {result.out_dir}: transcribe with --model {result.out_dir}")
+    console.print(f"check clip — merged: {escape(result.hf_text)}")
+    console.print(f"check clip — export: {escape(result.ct2_text)}  (CER {result.check_cer:.3f})")
+    console.print(f"wrote {escape(str(result.out_dir))}: transcribe with --model {escape(str(result.out_dir))}")
 
 
 def _progress(counter: str | None = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
@@ -461,7 +461,7 @@ def _progress_callback(progress):
 
     def update(name: str, done_s: float, total_s: float) -> None:
         if name not in tasks:
-            tasks[name] = progress.add_task(Path(name).name, total=total_s)
+            tasks[name] = progress.add_task(escape(Path(name).name), total=total_s)
         progress.update(tasks[name], completed=done_s)
 
     return update
@@ -472,7 +472,7 @@ def _report_failures(failures: list[WhisperAdaptError], total: int) -> None:
         return
     console.print(f"[red]{len(failures)} of {total} inputs failed:[/red]")
     for failure in failures:
-        console.print(f"  [red]✗[/red] {failure}")
+        console.print(f"  [red]✗[/red] {escape(str(failure))}")
     raise typer.Exit(1)
 
 
@@ -508,11 +508,11 @@ def eval_(
     with Progress(console=console) as progress:
         task = progress.add_task("decoding", total=None)
         report = run_evaluation(test, glossary, systems, general, nonspeech, options,
-                                lambda what, done, total: progress.update(task, description=what, completed=done, total=total))
+                                lambda what, done, total: progress.update(task, description=escape(what), completed=done, total=total))
     # Piped into a file or a README, an 80-column default would wrap every figure: print it at full width.
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
     for path in write_report(report, out):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 @app.command()
@@ -533,12 +533,12 @@ def demo(
         result = run_demo(out, DemoOptions(model, share, epochs, seed), _stage_callback(progress))
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(result.report))
     for name, (right, said) in result.meeting_terms.items():
-        console.print(f"meeting minutes ({name}): {right} of {said} glossary terms written right")
+        console.print(f"meeting minutes ({escape(name)}): {right} of {said} glossary terms written right")
     if result.adapter_dir is None:
         console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter[/yellow]")
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
     console.print(f"took {sum(result.seconds.values()) / 60:.1f} min ({stages})")
-    console.print(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}")
+    console.print(escape(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}"))
 
 
 def _stage_callback(progress):
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode click returns the exit code of typer.Exit instead of calling sys.exit.
         code = app(args=argv, standalone_mode=False)
     except WhisperAdaptError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl+C into Abort
         console.print("[yellow]interrupted[/yellow]")
