@@ -12,7 +12,7 @@ import pytest
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.corpus import clip_id_for, create_corpus, open_corpus
-from whisper_adapt.errors import ConflictError, CorpusError
+from whisper_adapt.errors import ConflictError, CorpusError, WhisperAdaptError
 from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.labeled import read_jvs
 from whisper_adapt.selection import select_training
@@ -75,6 +75,14 @@ def test_a_transcript_with_a_line_break_is_refused_and_the_corpus_still_exports(
     assert corpus.get_clip(clip.id).text == "a" and len(corpus.revisions(clip.id)) == clip.version
     corpus.close()
     assert export_corpus(tmp_path / "c", tmp_path / "out")[1] == 1
+
+
+@pytest.mark.parametrize("group", ["../../x", "..", "a/b", "/tmp/elsewhere", ""])
+def test_export_writes_nothing_outside_its_folder(tmp_path, group):
+    _corpus_with_clips(tmp_path / "c", {"r": ["a"]}).close()
+    with pytest.raises(WhisperAdaptError, match="plain folder name"):
+        export_corpus(tmp_path / "c", tmp_path / "deep" / "out", "jvs", group=group)
+    assert not (tmp_path / "deep").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
 def test_revisions_survive_reopening_and_concurrent_writers(tmp_path):
