@@ -111,6 +111,27 @@ def test_lora_adapter_merged_and_unmerged_give_same_logits(trained, tiny_whisper
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_a_stacked_adapter_needs_its_lower_stage_in_order(trained, tiny_whisper_dir, tiny_clips, tmp_path, capsys):
+    """`export` of an adapter trained with --stack-on silently dropped the lower stage."""
+    from whisper_adapt.cli import main
+    from whisper_adapt.errors import ModelError
+
+    lower = trained["xattn"].adapter_dir
+    options = TrainOptions(method_options=MethodOptions(layers=(-2,)), epochs=1, batch_size=4, lr=3e-2,
+                           warmup_steps=0, average_share=0, distill=0)
+    upper = train_adapter(tiny_whisper_dir, TrainData(tiny_clips[:4]), tmp_path / "upper", options,
+                          stack_on=(lower,)).adapter_dir
+    merged = load_adapted_model(tiny_whisper_dir, [lower, upper])
+    assert not torch.equal(_state(merged)["model.decoder.layers.0.encoder_attn.k_proj.weight"],
+                           _state(load_adapted_model(tiny_whisper_dir, [lower]))["model.decoder.layers.0.encoder_attn.k_proj.weight"])
+    for wrong in ([upper], [upper, lower], [lower, lower, upper]):
+        with pytest.raises(ModelError, match="give them in training order"):
+            load_adapted_model(tiny_whisper_dir, wrong)
+    status = main(["export", "--adapter", str(upper), "--out", str(tmp_path / "model"), "--model", str(tiny_whisper_dir)])
+    assert status == 2 and "trained on top of 1 earlier stage" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "model").exists()
+
+
 def test_adapter_refuses_another_base(trained, tiny_whisper_dir):
     from transformers import WhisperForConditionalGeneration
 
