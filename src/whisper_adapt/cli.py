@@ -121,8 +121,13 @@ def prepare(
                   f"{result.clips_drafted} drafted; corpus: {escape(str(corpus))}")
     for line in [f"{path}: already in the corpus" for path in result.recordings_skipped] + result.notes:
         console.print(f"  [yellow]•[/yellow] {escape(line)}")
-    # Failures are recordings and, while drafting, single clips: count whichever is larger as the inputs.
-    _report_failures(result.failures, max(len(recordings or []), len(result.failures)))
+    if result.draft_failures:
+        console.print(f"[red]{len(result.draft_failures)} clips could not be drafted:[/red]")
+        for failure in result.draft_failures:
+            console.print(f"  [red]✗[/red] {escape(str(failure))}")
+    _report_failures(result.failures, len(recordings or []))
+    if result.draft_failures:
+        raise typer.Exit(1)
 
 
 def _prepare_callback(progress):
