@@ -12,7 +12,8 @@ import pytest
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.guards import GuardOptions, count_loops, is_stock_phrase
-from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio
+from whisper_adapt.segment import pause_cut
+from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio, transcribe_path
 
 MEETING = ("本日の会議を始めます。まず上期の売上について報告します。", "来週の予定を確認しましょう。")
 
@@ -56,6 +57,34 @@ def test_random_model_output_is_guarded_and_written(tiny_model, meeting_wav, tmp
     assert all(count_loops(segment.text, guards) == 0 for segment in transcript.segments)
     assert all(s.start_s <= s.end_s <= transcript.duration_s + 0.5 for s in transcript.segments)
     assert transcript.segments or transcript.dropped
+
+
+def test_a_long_file_is_transcribed_in_windows_cut_in_a_pause(tiny_model, meeting_wav, synth_wav):
+    """transcribe_path holds one window at a time: here the window ends just after the pause between the two
+    voices, so it must cut in that pause and give what the two halves give, the second shifted to its time."""
+    audio = decode_audio(meeting_wav)
+    first_end = len(decode_audio(synth_wav(MEETING[0], "jf_alpha")))  # the pause: 1.5 s from here
+    window_s = first_end / SAMPLE_RATE + 1.5
+    cut = pause_cut(audio, round(window_s / 2 * SAMPLE_RATE), round(window_s * SAMPLE_RATE))
+    assert first_end <= cut <= first_end + 1.5 * SAMPLE_RATE
+    options = TranscribeOptions(language=None, beam_size=1, temperatures=(0.0,), word_timestamps=True)
+    events = []
+    whole = transcribe_path(tiny_model, meeting_wav, options, on_progress=events.append, window_s=window_s)
+    first = transcribe_audio(tiny_model, audio[:cut], options)
+    second = transcribe_audio(tiny_model, audio[cut:], TranscribeOptions(
+        language=first.language, beam_size=1, temperatures=(0.0,), word_timestamps=True))
+    shift = cut / SAMPLE_RATE
+
+    def spans(transcript, offset=0.0):
+        return [(round(s.start_s + offset, 3), round(s.end_s + offset, 3), s.text,
+                 [round(w.start_s + offset, 3) for w in s.words]) for s in transcript.segments]
+
+    assert spans(whole) == spans(first) + spans(second, shift)
+    assert [why for _, why in whole.dropped] == [why for _, why in first.dropped + second.dropped]
+    assert whole.segments or whole.dropped  # the comparison is not between two empty transcripts
+    assert whole.language == first.language and whole.duration_s == pytest.approx(len(audio) / SAMPLE_RATE)
+    done = [event.done for event in events]
+    assert done == sorted(done) and all(event.unit == "s" and event.done <= event.total for event in events)
 
 
 def test_cli_reports_every_bad_file_and_still_writes_the_good_one(tiny_whisper_dir, meeting_wav, tmp_path, capsys):
