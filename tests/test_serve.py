@@ -24,7 +24,7 @@ import pytest
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.languages import language_name
-from whisper_adapt.serve import create_app, model_specs
+from whisper_adapt.serve import Limits, create_app, model_specs
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.writers import render
 
@@ -48,7 +48,7 @@ def speech(synth_wav) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_app(tiny_whisper_dir):
-    return create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST, max_upload_bytes=UPLOAD_LIMIT, max_pending=2,
+    return create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST, limits=Limits(UPLOAD_LIMIT, max_pending=2),
                       device="cpu")
 
 
@@ -175,6 +175,49 @@ def test_a_full_queue_answers_429_and_recovers(tiny_app, tiny_url, speech):
     assert client(tiny_url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny").text == answers[0]
 
 
+def test_stalled_uploads_lose_their_place_at_the_deadline(tiny_whisper_dir, speech, serve_app):
+    """Two uploads that send a few bytes and stall held both places (max-pending 2) for as long as they liked."""
+    import socket
+
+    app = create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST,
+                     limits=Limits(UPLOAD_LIMIT, request_deadline_s=2.0, max_pending=2), device="cpu")
+    with serve_app(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        stalled = []
+        for _ in range(2):
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            connection.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000\r\n\r\n--x\r\n")
+            stalled.append(connection)
+        _wait_for(lambda: _health(url)["pending"] == 2)
+        with pytest.raises(openai.RateLimitError):
+            client(url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny")
+        started = time.monotonic()
+        answers = [connection.recv(300) for connection in stalled]  # they hear 408 at the deadline
+        assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers), answers
+        assert time.monotonic() - started < 5
+        for connection in stalled:
+            connection.close()
+        assert _health(url)["pending"] == 0
+        assert client(url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny").text is not None
+
+
+def test_audio_longer_than_the_limit_is_refused_while_decoding(tiny_whisper_dir, serve_app, tmp_path):
+    """A 2 MB FLAC holding 3 hours of silence took the server to 3.3 GB: the limit is on decoded duration."""
+    silence = tmp_path / "silence.flac"
+    _encode_flac(np.zeros(10 * 60 * SAMPLE_RATE, np.float32), silence)
+    assert silence.stat().st_size < UPLOAD_LIMIT
+    app = create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST, limits=Limits(UPLOAD_LIMIT, max_audio_s=60),
+                     device="cpu")
+    with serve_app(app) as url:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client(url).audio.transcriptions.create(file=("silence.flac", silence.read_bytes()), model="tiny")
+        assert caught.value.status_code == 413
+        error = caught.value.response.json()["error"]
+        assert error["message"] == "silence.flac: holds more than 1 minutes of audio, this server's limit"
+        assert error["code"] == "audio_too_long" and _health(url)["pending"] == 0
+
+
 def test_a_token_guards_everything_but_health(tiny_whisper_dir, speech, serve_app):
     app = create_app({"tiny": str(tiny_whisper_dir)}, "tiny", FAST, token=TOKEN, device="cpu")
     with serve_app(app) as url:
@@ -216,6 +259,18 @@ def _to_m4a(audio: np.ndarray, path: Path) -> None:
 
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("aac", rate=SAMPLE_RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _encode_flac(audio: np.ndarray, path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=SAMPLE_RATE)
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from whisper_adapt.files import write_atomically
-from whisper_adapt.errors import AudioError
+from whisper_adapt.errors import AudioError, TooLongError
 
 SAMPLE_RATE = 16000
 
@@ -63,6 +63,17 @@ def audio_duration_s(path: str | Path) -> float:
             return stated_s
     # Some containers (e.g. WebM written by browsers) state no duration: count the samples instead.
     return sum(len(block) for block in _mono_blocks(path, SAMPLE_RATE)) / SAMPLE_RATE
+
+
+def decoded_duration_s(path: str | Path, limit_s: float | None = None) -> float:
+    """Seconds of audio `path` really holds, decoding it chunk by chunk (memory: one chunk); TooLongError as
+    soon as that passes `limit_s`, without decoding the rest. For input that may lie in its header."""
+    samples = 0
+    for chunk in iter_audio_chunks(path, _DECODE_CHUNK_S):
+        samples += len(chunk)
+        if limit_s is not None and samples > limit_s * SAMPLE_RATE:
+            raise TooLongError(f"holds more than {limit_s / 60:g} minutes of audio", path)
+    return samples / SAMPLE_RATE
 
 
 def _stated_duration_s(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:

@@ -337,20 +337,22 @@ def serve(
     language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).", callback=check.language_or_auto)] = "auto",
     beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = 5,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.", callback=check.above_zero)] = 100.0,
+    max_audio_minutes: Annotated[float, typer.Option(help="Longest accepted audio in minutes, found while decoding (a small file can hold hours of silence); longer gets 413.", callback=check.above_zero)] = 120.0,
     max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.", min=1)] = 4,
+    request_deadline_s: Annotated[float, typer.Option(help="Seconds a client has to send its upload; a slower one gets 408 and frees its place.", callback=check.above_zero)] = 120.0,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
     from whisper_adapt.access import check_bind
-    from whisper_adapt.serve import create_app, model_specs, preload, run_server
+    from whisper_adapt.serve import Limits, create_app, model_specs, preload, run_server
     from whisper_adapt.transcribe import TranscribeOptions
 
     check_bind(host, token)
     specs = model_specs(model)
     options = TranscribeOptions(language=None if language == "auto" else language, beam_size=beam_size)
-    server = create_app(specs, next(iter(specs)), options, token, round(max_upload_mb * 1e6), max_pending,
-                        device, compute_type)
+    limits = Limits(round(max_upload_mb * 1e6), max_audio_minutes * 60, request_deadline_s, max_pending)
+    server = create_app(specs, next(iter(specs)), options, token, limits, device, compute_type)
     with console.status(f"loading model {escape(next(iter(specs)))} …"):
         preload(server)
     console.print(f"serving {escape(', '.join(specs))} at http://{host}:{port}/v1"

@@ -145,7 +145,7 @@ def _windows(path: str | Path, window_s: float, max_duration_s: float | None,
     for chunk in iter_audio_chunks(path, _READ_CHUNK_S):
         decoded += len(chunk)
         if max_duration_s is not None and decoded > max_duration_s * SAMPLE_RATE:
-            raise TooLongError(f"longer than the limit of {max_duration_s / 60:g} minutes of audio", source)
+            raise TooLongError(f"holds more than {max_duration_s / 60:g} minutes of audio", source)
         pending = np.concatenate([pending, chunk])
         while len(pending) >= window_len:
             cut = pause_cut(pending, window_len - search_len, window_len)
