@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.review.annotate import find_spans, order_queue, queue_entry
 from whisper_adapt.review.app import MAX_BODY_BYTES, create_app
 from whisper_adapt.transcript import Word
+
+from conftest import fuzz_schema
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -306,6 +309,34 @@ def test_enter_in_the_text_box_adds_no_line_break(browser, corpus_dir, running_s
 
 def test_cli_errors(tmp_path):
     assert main(["review", "--corpus", str(tmp_path / "missing")]) == 2
+
+
+def _fuzzed_review():
+    """The review app's OpenAPI schema (it does not depend on the corpus: read from a throwaway one)."""
+    with tempfile.TemporaryDirectory() as directory:
+        create_corpus(Path(directory) / "c").close()
+        return fuzz_schema(create_app(Path(directory) / "c"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_url(tmp_path_factory, serve_app):
+    """The review server over a corpus of two drafted clips."""
+    path = tmp_path_factory.mktemp("fuzz") / "corpus"
+    with create_corpus(path) as corpus:
+        recording = corpus.add_recording(Path("m.wav"), None, name="m")
+        for index in range(2):
+            corpus.add_clip(recording, f"m-{index}", np.zeros(SAMPLE_RATE, np.float32), index, index + 1.0)
+        corpus.set_drafts([("m-0", "下書き", [Word(0.0, 1.0, "下書き", 0.5)])], model="test")
+    with serve_app(create_app(path, parse_glossary(GLOSSARY_TEXT), reviewer="fuzz")) as url:
+        yield url
+
+
+@_fuzzed_review().parametrize()
+def test_fuzzed_requests_get_no_server_error(case, fuzz_url):
+    """Valid and invalid requests of every operation derived from the app's OpenAPI schema (deterministically)."""
+    response = case.call(base_url=fuzz_url)
+    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
+    assert "Traceback" not in response.text
 
 
 def test_spans_and_queue_order(corpus_dir):

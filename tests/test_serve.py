@@ -21,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import schemathesis
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.languages import language_name
 from whisper_adapt.serve import Limits, create_app, model_specs
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.writers import render
+
+from conftest import fuzz_schema
 
 openai = pytest.importorskip("openai")
 
@@ -235,6 +238,19 @@ def test_a_token_guards_everything_but_health(tiny_whisper_dir, speech, serve_ap
 def test_model_names():
     assert model_specs(["base", "adapted=models/first", "/srv/models/v2"]) == {
         "base": "base", "adapted": "models/first", "v2": "/srv/models/v2"}
+
+
+# The schema does not depend on the served models: it is read from an app that never loads one.
+FUZZED = fuzz_schema(create_app({"m": "base"}, "m"))
+
+
+@FUZZED.parametrize()
+def test_fuzzed_requests_get_no_server_error(case, tiny_url):
+    """Valid and invalid requests of every operation derived from serve's OpenAPI schema (deterministically)."""
+    response = case.call(base_url=tiny_url)
+    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
+    assert "Traceback" not in response.text
+    assert _health(tiny_url)["pending"] == 0  # every request gave its place back
 
 
 @pytest.mark.slow

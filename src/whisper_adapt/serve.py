@@ -49,6 +49,13 @@ RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 OPENAI_MODEL_ALIAS = "whisper-1"
 # Seconds a turned-away client is asked to wait: about one short clip's transcription on a CPU.
 RETRY_AFTER_S = 5
+# The form is read by hand (to bound its size and time while it arrives), so its schema is stated here.
+TRANSCRIPTION_REQUEST = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}, "model": {"type": "string"},
+                   "language": {"type": "string"}, "prompt": {"type": "string"},
+                   "response_format": {"type": "string"}, "temperature": {"type": "number"},
+                   "timestamp_granularities[]": {"type": "array", "items": {"type": "string"}}}}}}}}
 _CONTENT_TYPES = {"text": "text/plain; charset=utf-8", "srt": "application/x-subrip; charset=utf-8",
                   "vtt": "text/vtt; charset=utf-8"}
 
@@ -192,7 +199,7 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
     app.middleware("http")(_guard(token))
     app.get("/health")(_health)
     app.get("/v1/models")(_list_models)
-    app.post("/v1/audio/transcriptions")(_transcriptions)
+    app.post("/v1/audio/transcriptions", openapi_extra=TRANSCRIPTION_REQUEST)(_transcriptions)
     return app
 
 
