@@ -256,8 +256,9 @@ async def _transcriptions(request: Request) -> Response:
             async with _limited(request, limits.max_upload_bytes).form(max_files=1) as form:
                 job = _parse_job(form, server)
                 path = await run_in_threadpool(_store_upload, form["file"], job.filename, folder)
-            # Decoded once before queueing, so that a bad or too long upload is answered without waiting.
-            await run_in_threadpool(_check_audio, path, job.filename, limits.max_audio_s)
+        # Decoded once before queueing, so that a bad or too long upload is answered without waiting; this is
+        # our work, bounded by the audio limit, so the client's deadline does not cover it.
+        await run_in_threadpool(_check_audio, path, job.filename, limits.max_audio_s)
         future = server.executor.submit(_transcribe, server, job, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
