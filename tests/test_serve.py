@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
 import threading
 import time
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import schemathesis
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.languages import language_name
@@ -203,6 +203,20 @@ def test_stalled_uploads_lose_their_place_at_the_deadline(tiny_whisper_dir, spee
             connection.close()
         assert _health(url)["pending"] == 0
         assert client(url).audio.transcriptions.create(file=speech.read_bytes(), model="tiny").text is not None
+
+
+def test_a_client_hanging_up_mid_upload_frees_its_place_without_a_server_error(tiny_url, caplog):
+    import socket
+
+    host, port = tiny_url.removeprefix("http://").split(":")
+    with caplog.at_level(logging.ERROR), socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/"
+                           b"form-data; boundary=x\r\nContent-Length: 5000\r\n\r\n--x\r\nContent-Disposition: "
+                           b'form-data; name="file"; filename="a.wav"\r\n\r\nRIFF')
+        connection.shutdown(socket.SHUT_WR)
+        assert b" 500 " not in connection.recv(200)
+    _wait_for(lambda: _health(tiny_url)["pending"] == 0)
+    assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
 
 
 def test_audio_longer_than_the_limit_is_refused_while_decoding(tiny_whisper_dir, serve_app, tmp_path):

@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whisper_adapt.access import bearer_token, check_request
@@ -278,13 +279,15 @@ async def _transcriptions(request: Request) -> Response:
 @asynccontextmanager
 async def _deadline(seconds: float):
     """Answer 408 when the block has not finished within `seconds` (a client sending its upload slowly or not
-    at all); the caller then frees the request's place."""
+    at all), 400 when the client hung up mid-upload; the caller then frees the request's place."""
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError as e:
         raise RequestError(408, f"the upload was not received within this server's deadline of {seconds:g} s",
                            code="request_timeout") from e
+    except ClientDisconnect as e:  # the body ended before its Content-Length: nobody is left to answer
+        raise RequestError(400, "the upload ended before its declared length", code="incomplete_upload") from e
 
 
 def _too_large(limit: int) -> RequestError:
