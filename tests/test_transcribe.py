@@ -223,3 +223,32 @@ def test_guards_remove_what_whisper_invents_on_murmur(base_model, babble):
 
 def _invented(texts: list[str], guards: GuardOptions) -> list[str]:
     return [t for t in texts if is_stock_phrase(t, guards) or texts.count(t) >= 3]
+
+
+@pytest.mark.slow
+def test_memory_does_not_follow_the_recording_length(tiny_whisper_dir, tmp_path):
+    """An hour of room noise took `transcribe` to 1.16 GB: now an hour needs what ten minutes do."""
+    import subprocess
+    import sys
+    import wave
+
+    code = ("import resource, sys\n"
+            "from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_path\n"
+            "transcribe_path(load_model(sys.argv[1], device='cpu'), sys.argv[2], TranscribeOptions(beam_size=1))\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    minute = np.round(np.random.default_rng(0).normal(0, 0.002 * 32767, 60 * SAMPLE_RATE)).astype("<i2").tobytes()
+    load_model(tiny_whisper_dir, device="cpu")  # converted once here, so neither run below pays for it
+    peaks = {}
+    for minutes in (10, 60):
+        path = tmp_path / f"{minutes}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            for _ in range(minutes):
+                w.writeframes(minute)
+        run = subprocess.run([sys.executable, "-c", code, str(tiny_whisper_dir), str(path)], capture_output=True,
+                             text=True, check=True, timeout=1800)
+        peaks[minutes] = float(run.stdout.split()[-1])
+    print(f"\npeak RSS: 10 min {peaks[10]:.0f} MB, 60 min {peaks[60]:.0f} MB")
+    assert peaks[60] < peaks[10] + 50, peaks
