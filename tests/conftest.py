@@ -205,3 +205,20 @@ def longform_set(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("longform")
     write_longform(folder, "meeting", audio, reference)
     return folder
+
+
+# Examples per operation and mode (valid, invalid) in the HTTP fuzz: enough to reach every refusal path,
+# few enough for a couple of minutes on two busy cores.
+FUZZ_EXAMPLES = 50
+
+
+def fuzz_schema(app):
+    """`app`'s OpenAPI schema as schemathesis fuzzes it: valid and invalid requests, `FUZZ_EXAMPLES` of each
+    per operation, derived deterministically (no example database)."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_dict(app.openapi())
+    schema.config.generation.update(modes=list(GenerationMode), max_examples=FUZZ_EXAMPLES, deterministic=True,
+                                    database="none")
+    return schema

@@ -252,15 +252,21 @@ def test_duration_of_bad_input_is_an_audio_error(tmp_path, make):
         audio_duration_s(path)
 
 
-def test_truncated_mp3_gives_the_audio_before_the_cut(tmp_path):
-    data = _encode(tmp_path / "full.mp3", _tone(2.0, 44100, 1), 44100, "libmp3lame").read_bytes()
+def test_truncated_mp3_gives_the_audio_before_the_cut_and_warns(tmp_path, caplog):
+    full = _encode(tmp_path / "full.mp3", _tone(2.0, 44100, 1), 44100, "libmp3lame")
     cut = tmp_path / "cut.mp3"
-    cut.write_bytes(data[: len(data) // 2])
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
 
-    audio = decode_audio(cut)
+    with caplog.at_level(logging.WARNING, logger="whisper_adapt.audio"):
+        assert len(decode_audio(full)) == 2 * SAMPLE_RATE
+        assert caplog.records == []  # a whole file: its header and its samples agree
+        audio = decode_audio(cut)
 
     assert 0.8 <= len(audio) / SAMPLE_RATE <= 1.1
     assert abs(_dominant_hz(audio) - TONE_HZ) < 3
+    # It decoded without an error, so only the header tells that half is missing (it gave text, no warning).
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut}: ends after 1.0 s but its header says 2.0 s: the file looks cut off; using the audio it holds"]
 
 
 def test_data_breaking_off_keeps_the_audio_before_it_and_warns(tmp_path, caplog):

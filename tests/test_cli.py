@@ -108,3 +108,56 @@ def test_usage_errors_on_the_lowest_supported_typer(lowest_typer):
         run = subprocess.run([sys.executable, "-c", runner, *argv], capture_output=True, text=True, timeout=60,
                              env=environment)
         assert_one_line_error(run.returncode, run.stderr, "" if "misspelled" in case_id else expected)
+
+
+# (argv, text the one-line error must hold): values that must be refused while parsing, before any work.
+BAD_VALUES = [
+    (["transcribe", "in.wav", "--language", "xx"], "unknown language 'xx'"),
+    (["transcribe", "in.wav", "--format", ""], "no format given"),
+    (["transcribe", "in.wav", "--format", "txt,docx"], "unknown format docx"),
+    (["transcribe", "in.wav", "--beam-size", "0"], "--beam-size"),
+    (["prepare", "in.wav", "--corpus", "c", "--language", "xx"], "unknown language 'xx'"),
+    (["prepare", "in.wav", "--corpus", "c", "--language", "auto"], "unknown language 'auto'"),
+    (["prepare", "in.wav", "--corpus", "c", "--max-clip-s", "31"], "--max-clip-s"),
+    (["train", "--corpus", "c", "--out", "o", "--lr", "0"], "must be above 0, not 0"),
+    (["train", "--corpus", "c", "--out", "o", "--lr", "-1"], "must be above 0, not -1"),
+    (["train", "--corpus", "c", "--out", "o", "--warmup-steps", "-5"], "--warmup-steps"),
+    (["train", "--corpus", "c", "--out", "o", "--forgetting-budget", "-1"], "--forgetting-budget"),
+    (["train", "--corpus", "c", "--out", "o", "--replay-share", "1.5"], "--replay-share"),
+    (["train", "--corpus", "c", "--out", "o", "--language", "xx"], "unknown language 'xx'"),
+    (["eval", "--test", "t", "--glossary", "g", "--bootstrap", "0"], "--bootstrap"),
+    (["eval", "--test", "t", "--glossary", "g", "--system", "a=nosuch"], "unknown model 'nosuch'"),
+    (["eval", "--test", "t", "--glossary", "g", "--system", "nosuch"], "expected NAME=MODEL"),
+    (["eval", "--test", "t", "--glossary", "g", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["review", "--corpus", "c", "--port", "70000"], "--port"),
+    (["serve", "--port", "0"], "--port"),
+    (["serve", "--language", "xx"], "unknown language 'xx'"),
+    (["serve", "--max-upload-mb", "0"], "must be above 0"),
+    (["corpus", "export", "c", "--out", "o", "--group", "../../x"], "plain folder name"),
+    (["corpus", "export", "c", "--out", "o", "--group", "/tmp/x"], "plain folder name"),
+    (["corpus", "export", "c", "--out", "o", "--format", "docx"], "'docx' is not one of jvs, audiofolder"),
+    (["corpus", "export", "c", "--out", "o", "--status", "done"], "'done' is not one of draft, reviewed, rejected"),
+    (["corpus", "select", "c", "--validation-share", "2"], "--validation-share"),
+    (["demo", "--share", "0"], "must be above 0"),
+]
+
+
+@pytest.mark.parametrize("argv,expected", BAD_VALUES, ids=[" ".join(argv) for argv, _ in BAD_VALUES])
+def test_bad_values_are_refused_while_parsing(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # every path above is relative: nothing may appear here
+    status = main(argv)
+    assert_one_line_error(status, capsys.readouterr().err, expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_names_with_square_brackets_are_printed_as_they_are(tmp_path, capsys, tiny_whisper_dir):
+    """Rich read `[final]` in `empty[final].wav` as markup and printed `empty.wav`."""
+    (tmp_path / "in").mkdir()
+    empty = tmp_path / "in" / "empty[final].wav"
+    empty.touch()
+    status = main(["transcribe", str(empty), "--model", str(tiny_whisper_dir), "--out", str(tmp_path / "out"),
+                   "--device", "cpu"])
+    err = capsys.readouterr().err.replace("\n", "")  # long lines are wrapped at the console's width
+    assert status == 1 and f"{empty}: file is empty" in err
+    assert main(["corpus", "stats", str(tmp_path / "c[1]")]) == 2
+    assert "c[1]" in capsys.readouterr().err.replace("\n", "")

@@ -12,7 +12,7 @@ import pytest
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.corpus import clip_id_for, create_corpus, open_corpus
-from whisper_adapt.errors import ConflictError, CorpusError
+from whisper_adapt.errors import ConflictError, CorpusError, WhisperAdaptError
 from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.labeled import read_jvs
 from whisper_adapt.selection import select_training
@@ -65,6 +65,26 @@ def test_clip_text_life_keeps_every_revision(tmp_path):
                        (3, "上期でした", "draft", "person:sato"), (4, "上期でした", "reviewed", "person:sato")]
 
 
+def test_a_transcript_with_a_line_break_is_refused_and_the_corpus_still_exports(tmp_path):
+    """A line break (plain Enter in the review box) was saved, and then every export refused the corpus."""
+    corpus = _corpus_with_clips(tmp_path / "c", {"r": ["a"]})
+    clip = corpus.clips()[0]
+    for text in ("one\ntwo", "one\r\ntwo", "one\r"):
+        with pytest.raises(CorpusError, match="one line"):
+            corpus.revise_text(clip.id, text, "person:test", clip.version)
+    assert corpus.get_clip(clip.id).text == "a" and len(corpus.revisions(clip.id)) == clip.version
+    corpus.close()
+    assert export_corpus(tmp_path / "c", tmp_path / "out")[1] == 1
+
+
+@pytest.mark.parametrize("group", ["../../x", "..", "a/b", "/tmp/elsewhere", ""])
+def test_export_writes_nothing_outside_its_folder(tmp_path, group):
+    _corpus_with_clips(tmp_path / "c", {"r": ["a"]}).close()
+    with pytest.raises(WhisperAdaptError, match="plain folder name"):
+        export_corpus(tmp_path / "c", tmp_path / "deep" / "out", "jvs", group=group)
+    assert not (tmp_path / "deep").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
 def test_revisions_survive_reopening_and_concurrent_writers(tmp_path):
     corpus = _corpus_with_clips(tmp_path / "c", {"r": ["a"]})
     clip_id = corpus.clips()[0].id
@@ -91,13 +111,15 @@ def test_revisions_survive_reopening_and_concurrent_writers(tmp_path):
         assert [r.version for r in again.revisions(clip_id)] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("kind", ["other-files", "not-sqlite", "foreign-sqlite", "newer-schema", "missing"])
+@pytest.mark.parametrize("kind", ["other-files", "not-sqlite", "foreign-sqlite", "newer-schema", "missing", "empty-db"])
 def test_a_directory_that_is_not_our_corpus_is_refused(tmp_path, kind):
     path = tmp_path / "dir"
     if kind != "missing":
         path.mkdir()
     if kind == "other-files":
         (path / "notes.txt").write_text("mine")
+    elif kind == "empty-db":
+        (path / "corpus.db").touch()
     elif kind == "not-sqlite":
         (path / "corpus.db").write_text("hello")
     elif kind == "foreign-sqlite":
@@ -110,6 +132,8 @@ def test_a_directory_that_is_not_our_corpus_is_refused(tmp_path, kind):
     assert str(path) in str(error.value)
     if kind == "other-files":
         assert sorted(p.name for p in path.iterdir()) == ["notes.txt"], "nothing written into a stranger's directory"
+    if kind == "empty-db":  # `corpus stats` made it a new empty database
+        assert sorted(p.name for p in path.iterdir()) == ["corpus.db"] and (path / "corpus.db").stat().st_size == 0
 
 
 def test_orphan_wavs_and_temp_files_are_swept(tmp_path):

@@ -155,3 +155,13 @@ def test_prompt_text_default_bound():
     # 16 terms take 16*5 + 15 separators = 95 characters; a 17th would make 101.
     assert len(prompt) == 95
     assert prompt.endswith("用語015")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n", "\ufeff"])
+def test_a_glossary_file_without_terms_is_refused(tmp_path, text):
+    """An empty glossary was accepted silently (and eval's "+prompt" system then differed from unadapted)."""
+    path = tmp_path / "glossary.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(GlossaryError, match="holds no terms") as error:
+        load_glossary(path)
+    assert str(path) in str(error.value)

@@ -169,3 +169,23 @@ def test_resampling_matches_decoding(tmp_path):
     tone = _tone(1.0, 300, 24000)
     path = write_path(tmp_path / "t.wav", tone, 24000)
     assert np.abs(decode_audio(path) - resample(np.round(tone * 32768) / 32768, 24000)).max() < 1e-3
+
+
+def test_an_index_cannot_name_audio_outside_its_set(tmp_path):
+    """A JVS clip id `../../../x` imported a WAV from outside the set; so would an audiofolder file_name."""
+    write_wav(tmp_path / "secret.wav", _tone(1.0, 300))
+    (tmp_path / "set" / "wav").mkdir(parents=True)
+    write_wav(tmp_path / "set" / "wav" / "ok.wav", _tone(1.0, 300))
+    (tmp_path / "set" / "transcripts_utf8.txt").write_text("ok:はい\n../../secret:秘密\n../wav/ok:二度目\n", encoding="utf-8")
+    clips, problems = read_jvs(tmp_path / "set")
+    assert [c.clip_id for c in clips] == ["ok"]
+    assert len(problems) == 2 and all("is a path" in str(p) for p in problems)
+    folder = tmp_path / "af"
+    (folder / "audio").mkdir(parents=True)
+    write_wav(folder / "audio" / "ok.wav", _tone(1.0, 300))
+    (folder / "metadata.csv").write_text(
+        f"file_name,text\naudio/ok.wav,はい\n../secret.wav,秘密\n{tmp_path / 'secret.wav'},秘密\naudio/../audio/ok.wav,x\n",
+        encoding="utf-8")
+    clips, problems = read_audiofolder(folder)
+    assert [c.clip_id for c in clips] == ["audio-ok"]
+    assert sum("points outside" in str(p) for p in problems) == 2  # the fourth is a duplicate of the first

@@ -136,6 +136,35 @@ def test_bad_inputs_are_each_reported_and_the_batch_goes_on(synth_meeting, tmp_p
     assert code == 1
 
 
+def test_a_file_without_samples_leaves_no_recording_behind(synth_meeting, tmp_path, capsys):
+    """A WAV holding only its header failed but left a recording row, so the fixed file became `name-2`."""
+    path = tmp_path / "talk.wav"
+    write_wav(path, np.zeros(0, np.float32))
+    assert main(["prepare", str(path), "--corpus", str(tmp_path / "corpus"), "--no-draft"]) == 1
+    assert "1 of 1 inputs failed" in capsys.readouterr().err
+    with open_corpus(tmp_path / "corpus") as corpus:
+        assert corpus.recordings() == []
+    shutil.copyfile(synth_meeting("prepare-meeting", rounds=2)[0], path)
+    assert prepare([path], tmp_path / "corpus", draft=None).failures == []
+    with open_corpus(tmp_path / "corpus") as corpus:
+        assert [r.name for r in corpus.recordings()] == ["talk"]
+
+
+def test_clips_that_cannot_be_drafted_are_counted_as_clips(synth_meeting, tiny_whisper_dir, tmp_path, capsys):
+    """One recording whose clips failed to draft was reported as "9 of 1 inputs failed"."""
+    path, _ = synth_meeting("prepare-meeting", rounds=2)
+    corpus_dir = tmp_path / "corpus"
+    prepare([path], corpus_dir, draft=None)
+    with open_corpus(corpus_dir) as corpus:
+        clips = corpus.clips()
+    for clip in clips:
+        clip.audio_path.write_bytes(b"")  # the clips' WAVs damaged after cutting
+    assert main(["prepare", "--corpus", str(corpus_dir), "--model", str(tiny_whisper_dir), "--redraft",
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"{len(clips)} clips could not be drafted" in err and "inputs failed" not in err
+
+
 def test_cutting_options_from_the_cli_are_the_ones_stored_and_used(synth_meeting, tmp_path):
     path, _ = synth_meeting("prepare-meeting", rounds=2)
     assert main(["prepare", str(path), "--corpus", str(tmp_path / "c"), "--no-draft", "--min-clip-s", "2",

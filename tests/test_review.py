@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from whisper_adapt.cli import main
 from whisper_adapt.corpus import create_corpus, open_corpus
 from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.review.annotate import find_spans, order_queue, queue_entry
-from whisper_adapt.review.app import MAX_BODY_BYTES, create_app, resolve_token
+from whisper_adapt.review.app import MAX_BODY_BYTES, create_app
 from whisper_adapt.transcript import Word
+
+from conftest import fuzz_schema
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -269,12 +273,70 @@ def test_token_traversal_and_size_limits(corpus_dir, running_server):
         assert corpus.get_clip(FIRST).version == 2  # nothing refused was written
 
 
-def test_tokens_required_beyond_loopback_and_cli_errors(tmp_path):
-    assert resolve_token("127.0.0.1", None) is None
-    assert resolve_token("::1", None) is None
-    assert len(resolve_token("0.0.0.0", None)) >= 24
-    assert resolve_token("0.0.0.0", "mine") == "mine"
+def test_malformed_saves_get_422_and_write_nothing(corpus_dir, running_server):
+    """Bodies that are not a clip edit (they were answered 500 with a traceback in the server log)."""
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bodies = [b"{not json", b"hello", b"", b'{"text": "x"}', b'{"text": 1, "version": "a"}', b"[]",
+              '{"text": "一行目\n二行目", "version": 2}'.encode(), '{"text": "a\r", "version": 2}'.encode()]
+    with running_server() as base:
+        for body in bodies:
+            status, answer, _ = _raw(base, "PUT", f"/api/clips/{FIRST}", bearer, body)
+            assert status == 422, (body, answer)
+            assert isinstance(json.loads(answer)["detail"], str) and b"Traceback" not in answer
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:  # a body cut short
+            connection.sendall(f"PUT /api/clips/{FIRST} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}"
+                               f"\r\nContent-Length: 50\r\n\r\n{{\"text\":".encode())
+            connection.shutdown(socket.SHUT_WR)
+            assert b" 500 " not in connection.recv(200)
+    with open_corpus(corpus_dir) as corpus:
+        assert corpus.get_clip(FIRST).version == 2 and corpus.get_clip(FIRST).text == FIRST_DRAFT
+
+
+def test_enter_in_the_text_box_adds_no_line_break(browser, corpus_dir, running_server):
+    problems: list[str] = []
+    with running_server() as base:
+        page = _open_page(browser, f"{base}/?token={TOKEN}", problems)
+        page.keyboard.press("End")
+        page.keyboard.press("Enter")
+        page.keyboard.type("了")
+        _wait_saved(page)
+        assert page.input_value("#text") == FIRST_DRAFT + "了"
+    assert problems == []
+    with open_corpus(corpus_dir) as corpus:
+        assert corpus.get_clip(FIRST).text == FIRST_DRAFT + "了"
+
+
+def test_cli_errors(tmp_path):
     assert main(["review", "--corpus", str(tmp_path / "missing")]) == 2
+
+
+def _fuzzed_review():
+    """The review app's OpenAPI schema (it does not depend on the corpus: read from a throwaway one)."""
+    with tempfile.TemporaryDirectory() as directory:
+        create_corpus(Path(directory) / "c").close()
+        return fuzz_schema(create_app(Path(directory) / "c"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_url(tmp_path_factory, serve_app):
+    """The review server over a corpus of two drafted clips."""
+    path = tmp_path_factory.mktemp("fuzz") / "corpus"
+    with create_corpus(path) as corpus:
+        recording = corpus.add_recording(Path("m.wav"), None, name="m")
+        for index in range(2):
+            corpus.add_clip(recording, f"m-{index}", np.zeros(SAMPLE_RATE, np.float32), index, index + 1.0)
+        corpus.set_drafts([("m-0", "下書き", [Word(0.0, 1.0, "下書き", 0.5)])], model="test")
+    with serve_app(create_app(path, parse_glossary(GLOSSARY_TEXT), reviewer="fuzz")) as url:
+        yield url
+
+
+@_fuzzed_review().parametrize()
+def test_fuzzed_requests_get_no_server_error(case, fuzz_url):
+    """Valid and invalid requests of every operation derived from the app's OpenAPI schema (deterministically)."""
+    response = case.call(base_url=fuzz_url)
+    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
+    assert "Traceback" not in response.text
 
 
 def test_spans_and_queue_order(corpus_dir):

@@ -7,7 +7,7 @@ import pytest
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
-from whisper_adapt.segment import SegmentOptions, fit_min_length, iter_clips, quietest_point, split_long
+from whisper_adapt.segment import SegmentOptions, fit_min_length, iter_clips, pause_cut, quietest_point, split_long
 
 from conftest import MEETING_LINES
 
@@ -95,3 +95,18 @@ def test_short_clips_are_widened_into_silence_or_dropped():
     # Against the buffer's start it grows to the right only; with no room at all it is dropped.
     assert fit_min_length([(0, SAMPLE_RATE // 2)], options, upper=4 * SAMPLE_RATE) == [(0, SAMPLE_RATE)]
     assert fit_min_length([(0, SAMPLE_RATE // 2)], options, upper=SAMPLE_RATE // 2 + 10) == []
+
+
+def test_pause_cut_is_in_the_longest_pause_of_the_range(synth_meeting):
+    """Where transcribe_path ends a window: in a pause between sentences, the longest one in the range."""
+    path, spans = synth_meeting("segment-meeting")
+    audio = decode_audio(path)
+    gaps = [(spans[i][1], spans[i + 1][0]) for i in range(2)]  # the pauses after the first two sentences
+    lowest, highest = round(spans[0][0] * SAMPLE_RATE), round(spans[2][1] * SAMPLE_RATE)
+    cut = pause_cut(audio, lowest, highest) / SAMPLE_RATE
+    longest = max(gaps, key=lambda gap: gap[1] - gap[0])
+    assert longest[0] <= cut <= longest[1]
+    assert abs(cut - (longest[0] + longest[1]) / 2) < 0.3
+    # Inside one sentence there is no pause: the cut falls at its quietest point, within the range.
+    inside = round(spans[1][0] * SAMPLE_RATE), round(spans[1][1] * SAMPLE_RATE)
+    assert inside[0] <= pause_cut(audio, *inside, min_silence_ms=2000) <= inside[1]

@@ -113,6 +113,27 @@ def test_lora_adapter_merged_and_unmerged_give_same_logits(trained, tiny_whisper
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_a_stacked_adapter_needs_its_lower_stage_in_order(trained, tiny_whisper_dir, tiny_clips, tmp_path, capsys):
+    """`export` of an adapter trained with --stack-on silently dropped the lower stage."""
+    from whisper_adapt.cli import main
+    from whisper_adapt.errors import ModelError
+
+    lower = trained["xattn"].adapter_dir
+    options = TrainOptions(method_options=MethodOptions(layers=(-2,)), epochs=1, batch_size=4, lr=3e-2,
+                           warmup_steps=0, average_share=0, distill=0)
+    upper = train_adapter(tiny_whisper_dir, TrainData(tiny_clips[:4]), tmp_path / "upper", options,
+                          stack_on=(lower,)).adapter_dir
+    merged = load_adapted_model(tiny_whisper_dir, [lower, upper])
+    assert not torch.equal(_state(merged)["model.decoder.layers.0.encoder_attn.k_proj.weight"],
+                           _state(load_adapted_model(tiny_whisper_dir, [lower]))["model.decoder.layers.0.encoder_attn.k_proj.weight"])
+    for wrong in ([upper], [upper, lower], [lower, lower, upper]):
+        with pytest.raises(ModelError, match="give them in training order"):
+            load_adapted_model(tiny_whisper_dir, wrong)
+    status = main(["export", "--adapter", str(upper), "--out", str(tmp_path / "model"), "--model", str(tiny_whisper_dir)])
+    assert status == 2 and "trained on top of 1 earlier stage" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "model").exists()
+
+
 def test_adapter_refuses_another_base(trained, tiny_whisper_dir):
     from transformers import WhisperForConditionalGeneration
 
@@ -178,6 +199,26 @@ def test_choose_kept_prefers_the_average(average, expected):
 def test_nothing_is_kept_when_nothing_beats_the_unadapted_model():
     worse = dict(validation_cer=0.4, validation_term_recall=0.1, general_cer=0.2)
     assert choose_kept([HISTORY[0], dict(epoch=1, **worse)], dict(epochs=[1, 2], **worse), 0.005) == []
+
+
+def test_an_adapter_that_changes_nothing_is_not_written(tiny_whisper_dir, tiny_clips, tmp_path):
+    """No validation figures, so the kept-epoch rule alone would keep the last epoch (`train --lr 0` wrote
+    an all-zero adapter and said "kept epoch 1"): a step too small to move any weight in float16 keeps none."""
+    options = TrainOptions(method_options=LAST_LAYER, epochs=1, batch_size=4, lr=1e-30, warmup_steps=0,
+                           average_share=0, distill=0)
+    result = train_adapter(tiny_whisper_dir, TrainData(tiny_clips[:4]), tmp_path, options)
+    assert result.kept_epochs == [] and result.adapter_dir is None
+    assert not (tmp_path / "adapter").exists()
+    assert choose_kept(result.history, None, 0.005) == [1]  # what was kept before
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(lr=-1.0), dict(warmup_steps=-5), dict(forgetting_budget=-1.0),
+                                 dict(weight_decay=-0.1)])
+def test_train_options_refuse_values_that_cannot_train(bad):
+    from whisper_adapt.errors import WhisperAdaptError
+
+    with pytest.raises(WhisperAdaptError):
+        TrainOptions(**bad)
 
 
 @pytest.mark.parametrize(("share", "epochs", "expected"),

@@ -12,7 +12,8 @@ import pytest
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.cli import main
 from whisper_adapt.guards import GuardOptions, count_loops, is_stock_phrase
-from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio
+from whisper_adapt.segment import pause_cut
+from whisper_adapt.transcribe import TranscribeOptions, load_model, output_stems, transcribe_audio, transcribe_path
 from whisper_adapt.transcript import Segment
 
 MEETING = ("本日の会議を始めます。まず上期の売上について報告します。", "来週の予定を確認しましょう。")
@@ -57,6 +58,34 @@ def test_random_model_output_is_guarded_and_written(tiny_model, meeting_wav, tmp
     assert all(count_loops(segment.text, guards) == 0 for segment in transcript.segments)
     assert all(s.start_s <= s.end_s <= transcript.duration_s + 0.5 for s in transcript.segments)
     assert transcript.segments or transcript.dropped
+
+
+def test_a_long_file_is_transcribed_in_windows_cut_in_a_pause(tiny_model, meeting_wav, synth_wav):
+    """transcribe_path holds one window at a time: here the window ends just after the pause between the two
+    voices, so it must cut in that pause and give what the two halves give, the second shifted to its time."""
+    audio = decode_audio(meeting_wav)
+    first_end = len(decode_audio(synth_wav(MEETING[0], "jf_alpha")))  # the pause: 1.5 s from here
+    window_s = first_end / SAMPLE_RATE + 1.5
+    cut = pause_cut(audio, round(window_s / 2 * SAMPLE_RATE), round(window_s * SAMPLE_RATE))
+    assert first_end <= cut <= first_end + 1.5 * SAMPLE_RATE
+    options = TranscribeOptions(language=None, beam_size=1, temperatures=(0.0,), word_timestamps=True)
+    events = []
+    whole = transcribe_path(tiny_model, meeting_wav, options, on_progress=events.append, window_s=window_s)
+    first = transcribe_audio(tiny_model, audio[:cut], options)
+    second = transcribe_audio(tiny_model, audio[cut:], TranscribeOptions(
+        language=first.language, beam_size=1, temperatures=(0.0,), word_timestamps=True))
+    shift = cut / SAMPLE_RATE
+
+    def spans(transcript, offset=0.0):
+        return [(round(s.start_s + offset, 3), round(s.end_s + offset, 3), s.text,
+                 [round(w.start_s + offset, 3) for w in s.words]) for s in transcript.segments]
+
+    assert spans(whole) == spans(first) + spans(second, shift)
+    assert [why for _, why in whole.dropped] == [why for _, why in first.dropped + second.dropped]
+    assert whole.segments or whole.dropped  # the comparison is not between two empty transcripts
+    assert whole.language == first.language and whole.duration_s == pytest.approx(len(audio) / SAMPLE_RATE)
+    done = [event.done for event in events]
+    assert done == sorted(done) and all(event.unit == "s" and event.done <= event.total for event in events)
 
 
 def test_cli_reports_every_bad_file_and_still_writes_the_good_one(tiny_whisper_dir, meeting_wav, tmp_path, capsys):
@@ -220,3 +249,31 @@ def test_no_segment_spans_the_silence_between_sentences(base_model, longform_set
         assert _cer("".join(span.text for span in spans), transcript.text) < 0.3
         assert all(not segment.words for segment in transcript.segments)  # word timings only when asked for
     assert max(raw_worst) > 10.0, f"precondition: raw faster-whisper spans long silences ({raw_worst})"
+
+
+def test_memory_does_not_follow_the_recording_length(tiny_whisper_dir, tmp_path):
+    """An hour of room noise took `transcribe` to 1.16 GB: now an hour needs what ten minutes do."""
+    import subprocess
+    import sys
+    import wave
+
+    code = ("import resource, sys\n"
+            "from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_path\n"
+            "transcribe_path(load_model(sys.argv[1], device='cpu'), sys.argv[2], TranscribeOptions(beam_size=1))\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    minute = np.round(np.random.default_rng(0).normal(0, 0.002 * 32767, 60 * SAMPLE_RATE)).astype("<i2").tobytes()
+    load_model(tiny_whisper_dir, device="cpu")  # converted once here, so neither run below pays for it
+    peaks = {}
+    for minutes in (10, 60):
+        path = tmp_path / f"{minutes}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            for _ in range(minutes):
+                w.writeframes(minute)
+        run = subprocess.run([sys.executable, "-c", code, str(tiny_whisper_dir), str(path)], capture_output=True,
+                             text=True, check=True, timeout=1800)
+        peaks[minutes] = float(run.stdout.split()[-1])
+    print(f"\npeak RSS: 10 min {peaks[10]:.0f} MB, 60 min {peaks[60]:.0f} MB")
+    assert peaks[60] < peaks[10] + 50, peaks

@@ -6,7 +6,8 @@ Damaged input, decided once here for every caller:
   decoded before it are kept and a warning names the file and the time. Stopping, rather than skipping the
   bad frame as ffmpeg's command line does, keeps every returned sample at its true offset in the
   recording, which clip offsets in the corpus rely on. A truncated MP3 or WAV usually just ends early
-  without any decoder error; an MP4/M4A cut before its index (written last by most recorders) cannot be
+  without any decoder error: it is then reported (a warning) when its header states a longer duration than
+  it holds; an MP4/M4A cut before its index (written last by most recorders) cannot be
   opened at all and raises `AudioError`.
 """
 
@@ -22,7 +23,7 @@ import av
 import numpy as np
 
 from whisper_adapt.files import write_atomically
-from whisper_adapt.errors import AudioError
+from whisper_adapt.errors import AudioError, TooLongError
 
 SAMPLE_RATE = 16000
 
@@ -32,6 +33,8 @@ _OPEN_OPTIONS = {"metadata_errors": "replace"} if int(av.__version__.split(".")[
 
 # decode_audio collects these chunks; their size only bounds the transient copy made while assembling
 _DECODE_CHUNK_S = 30.0
+# How much shorter than its header says a file may decode before it is reported as cut off
+_CUT_OFF_MARGIN_S = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +59,30 @@ def iter_audio_chunks(path: str | Path, chunk_s: float, sample_rate: int = SAMPL
 def audio_duration_s(path: str | Path) -> float:
     """Duration of the audio track in seconds, from the container's header when it states one."""
     with _open_container(path) as container:
-        stream = _audio_stream(container, path)
-        if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-        if container.duration is not None:
-            return container.duration / av.time_base
+        stated_s = _stated_duration_s(container, _audio_stream(container, path))
+        if stated_s is not None:
+            return stated_s
     # Some containers (e.g. WebM written by browsers) state no duration: count the samples instead.
     return sum(len(block) for block in _mono_blocks(path, SAMPLE_RATE)) / SAMPLE_RATE
+
+
+def decoded_duration_s(path: str | Path, limit_s: float | None = None) -> float:
+    """Seconds of audio `path` really holds, decoding it chunk by chunk (memory: one chunk); TooLongError as
+    soon as that passes `limit_s`, without decoding the rest. For input that may lie in its header."""
+    samples = 0
+    for chunk in iter_audio_chunks(path, _DECODE_CHUNK_S):
+        samples += len(chunk)
+        if limit_s is not None and samples > limit_s * SAMPLE_RATE:
+            raise TooLongError(f"holds more than {limit_s / 60:g} minutes of audio", path)
+    return samples / SAMPLE_RATE
+
+
+def _stated_duration_s(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -198,6 +218,13 @@ def _decoded_frames(container: av.container.InputContainer, stream: av.audio.str
             raise AudioError(f"damaged audio data ({e.strerror})", path) from e
         logger.warning("%s: audio data damaged or cut off after %.1f s (%s); using the audio before it",
                        path, decoded_s, e.strerror)
+        return
+    stated_s = _stated_duration_s(container, stream)
+    # A file cut short (an upload or copy that stopped) often decodes without any error: only its header
+    # still tells the full length. Encoder delay and padding differ by milliseconds, not by this margin.
+    if stated_s is not None and stated_s - decoded_s > max(_CUT_OFF_MARGIN_S, 0.01 * stated_s):
+        logger.warning("%s: ends after %.1f s but its header says %.1f s: the file looks cut off; using the "
+                       "audio it holds", path, decoded_s, stated_s)
 
 
 def _to_mono(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> list[np.ndarray]:

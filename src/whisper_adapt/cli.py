@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from whisper_adapt import cli_checks as check
 from whisper_adapt.errors import WhisperAdaptError
 
 app = typer.Typer(
@@ -52,13 +53,13 @@ ModelOpt = Annotated[
 def transcribe(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Audio or video files (wav, mp3, m4a, mp4, …).")] = None,
     model: ModelOpt = "base",
-    language: Annotated[str, typer.Option(help="Spoken language code; 'auto' to detect per file.")] = "ja",
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json.")] = "txt,srt,vtt,json",
+    language: Annotated[str, typer.Option(help="Spoken language code; 'auto' to detect per file.", callback=check.language_or_auto)] = "ja",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json.", callback=check.output_formats)] = "txt,srt,vtt,json",
     out: Annotated[Path, typer.Option(help="Directory for the transcripts (created if missing).")] = Path("transcripts"),
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its misrecognitions are replaced by the terms.")] = None,
     prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = False,
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.")] = 0,
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.", min=0)] = 0,
     vad: Annotated[bool, typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = True,
     word_timestamps: Annotated[bool, typer.Option(help="Add per-word times and probabilities to the JSON output.")] = False,
     device: DeviceOpt = "auto",
@@ -68,26 +69,21 @@ def transcribe(
     """Transcribe recordings to txt / srt / vtt / json, with guards against loops and silence hallucinations."""
     from whisper_adapt.glossary import load_glossary, prompt_text
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_files
-    from whisper_adapt.writers import FORMATS
-
     inputs = list(files or []) + ([sample_recording()] if sample else [])
     if not inputs:
         raise WhisperAdaptError("no input files (give some, or --sample for the bundled recording)")
-    chosen = [f.strip() for f in formats.split(",") if f.strip()]
-    unknown = sorted(set(chosen) - set(FORMATS))
-    if unknown:
-        raise WhisperAdaptError(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    chosen = formats.split(",")  # checked at parse time
     terms = load_glossary(glossary) if glossary else None
     options = TranscribeOptions(
         language=None if language == "auto" else language, beam_size=beam_size, batch_size=batch_size, vad=vad,
         word_timestamps=word_timestamps, initial_prompt=prompt_text(terms) if terms and prompt_glossary else None,
     )
-    with console.status(f"loading model {model} …"):
+    with console.status(f"loading model {escape(model)} …"):
         whisper = load_model(model, device=device, compute_type=compute_type)
     with _progress() as progress:
         result = transcribe_files(inputs, out, chosen, whisper, options, terms, _progress_callback(progress))
     for path in result.written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
     _report_failures(result.failures, len(inputs))
 
 
@@ -99,12 +95,12 @@ def prepare(
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its terms are given to Whisper as the drafts' initial prompt.")] = None,
     redraft: Annotated[bool, typer.Option(help="Re-draft the unreviewed, unedited clips with --model (e.g. an adapted model).")] = False,
     draft: Annotated[bool, typer.Option(help="Draft transcripts after cutting (--no-draft: only cut clips).")] = True,
-    beam_size: Annotated[int, typer.Option(help="Beam width for drafts; 1 is greedy (fastest).")] = 5,
-    language: Annotated[str, typer.Option(help="Spoken language code of the recordings.")] = "ja",
-    min_clip_s: Annotated[float, typer.Option(help="Shortest clip, seconds.")] = 1.0,
-    max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).")] = 30.0,
-    min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.")] = 300,
-    pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.")] = 200,
+    beam_size: Annotated[int, typer.Option(help="Beam width for drafts; 1 is greedy (fastest).", min=1)] = 5,
+    language: Annotated[str, typer.Option(help="Spoken language code of the recordings.", callback=check.language)] = "ja",
+    min_clip_s: Annotated[float, typer.Option(help="Shortest clip, seconds.", callback=check.above_zero)] = 1.0,
+    max_clip_s: Annotated[float, typer.Option(help="Longest clip, seconds (at most 30).", callback=check.above_zero, max=30.0)] = 30.0,
+    min_silence_ms: Annotated[int, typer.Option(help="Shortest pause at which a clip may be cut, ms.", min=0)] = 300,
+    pad_ms: Annotated[int, typer.Option(help="Silence kept before and after speech, ms.", min=0)] = 200,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
@@ -122,11 +118,16 @@ def prepare(
         result = run_prepare(list(recordings or []), corpus, segment, drafting if draft or redraft else None, terms,
                              redraft, _prepare_callback(progress))
     console.print(f"{result.clips_added} clips added from {result.recordings_added} new recordings, "
-                  f"{result.clips_drafted} drafted; corpus: {corpus}")
+                  f"{result.clips_drafted} drafted; corpus: {escape(str(corpus))}")
     for line in [f"{path}: already in the corpus" for path in result.recordings_skipped] + result.notes:
-        console.print(f"  [yellow]•[/yellow] {line}")
-    # Failures are recordings and, while drafting, single clips: count whichever is larger as the inputs.
-    _report_failures(result.failures, max(len(recordings or []), len(result.failures)))
+        console.print(f"  [yellow]•[/yellow] {escape(line)}")
+    if result.draft_failures:
+        console.print(f"[red]{len(result.draft_failures)} clips could not be drafted:[/red]")
+        for failure in result.draft_failures:
+            console.print(f"  [red]✗[/red] {escape(str(failure))}")
+    _report_failures(result.failures, len(recordings or []))
+    if result.draft_failures:
+        raise typer.Exit(1)
 
 
 def _prepare_callback(progress):
@@ -135,7 +136,7 @@ def _prepare_callback(progress):
     tasks: dict[str, int] = {}
 
     def update(task: str, done: float, total: float, note: str) -> None:
-        name = f"cut {task[4:]}" if task.startswith("cut:") else "draft"
+        name = f"cut {escape(task[4:])}" if task.startswith("cut:") else "draft"
         description = f"{name} · {note} · {done / 3600:.2f} h"
         if task not in tasks:
             tasks[task] = progress.add_task(description, total=total)
@@ -163,7 +164,7 @@ def corpus_stats(
     terms = load_glossary(glossary) if glossary else None
     with open_corpus(corpus) as store:
         stats = store.stats(terms)
-    table = Table("status", "clips", "hours", title=f"{corpus}: {stats.recordings} recordings, {stats.drafted} clips drafted")
+    table = Table("status", "clips", "hours", title=f"{escape(str(corpus))}: {stats.recordings} recordings, {stats.drafted} clips drafted")
     for status, (count, hours) in stats.by_status.items():
         table.add_row(status, str(count), f"{hours:.2f}")
     table.add_row("all", str(stats.clips), f"{stats.hours:.2f}")
@@ -179,8 +180,8 @@ def corpus_stats(
 def corpus_select(
     corpus: CorpusArg,
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary for --general-share: which clips hold a term.")] = None,
-    general_share: Annotated[Optional[float], typer.Option(help="With --glossary: only clips holding a term, plus this share of general clips (e.g. 0.3).")] = None,
-    validation_share: Annotated[float, typer.Option(help="Share of clips held out for validation, whole recordings at a time.")] = 0.1,
+    general_share: Annotated[Optional[float], typer.Option(help="With --glossary: only clips holding a term, plus this share of general clips (e.g. 0.3).", min=0.0, max=1.0)] = None,
+    validation_share: Annotated[float, typer.Option(help="Share of clips held out for validation, whole recordings at a time.", min=0.0, max=1.0)] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed for the general clips and the split.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write the selection as audiofolder OUT/train and OUT/validation.")] = None,
 ) -> None:
@@ -200,7 +201,7 @@ def corpus_select(
     if out is not None:
         for name, clips in (("train", selection.train), ("validation", selection.validation)):
             if clips:
-                console.print(f"wrote {write_audiofolder(clips, out / name)}")
+                console.print(f"wrote {escape(str(write_audiofolder(clips, out / name)))}")
 
 
 @corpus_app.command("import")
@@ -217,7 +218,7 @@ def corpus_import(
             status.update(f"import {Path(source).name}: {done}/{total} clips")
 
         result = import_sets(corpus, sources, update)
-    console.print(f"{result.added} clips imported, {result.already_present} already in {corpus}")
+    console.print(f"{result.added} clips imported, {result.already_present} already in {escape(str(corpus))}")
     _report_failures(result.failures, len(sources))
 
 
@@ -225,15 +226,15 @@ def corpus_import(
 def corpus_export(
     corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Directory to write the set into.")],
-    layout: Annotated[str, typer.Option("--format", help="jvs (OUT/GROUP/transcripts_utf8.txt + wav/) or audiofolder (metadata.csv).")] = "jvs",
-    status: Annotated[str, typer.Option(help="Which clips: reviewed, draft or rejected.")] = "reviewed",
-    group: Annotated[str, typer.Option(help="JVS group folder name.")] = "corpus",
+    layout: Annotated[str, typer.Option("--format", help="jvs (OUT/GROUP/transcripts_utf8.txt + wav/) or audiofolder (metadata.csv).", callback=check.export_layout)] = "jvs",
+    status: Annotated[str, typer.Option(help="Which clips: reviewed, draft or rejected.", callback=check.clip_status)] = "reviewed",
+    group: Annotated[str, typer.Option(help="JVS group folder name (a plain name: it is made inside OUT).", callback=check.plain_name)] = "corpus",
 ) -> None:
     """Export the corpus's clips (by default the reviewed ones) as JVS or Hugging Face audiofolder."""
     from whisper_adapt.transfer import export_corpus
 
     written, count = export_corpus(corpus, out, layout, status, group)
-    console.print(f"wrote {count} clips to {written}")
+    console.print(f"wrote {count} clips to {escape(str(written))}")
 
 
 @app.command()
@@ -245,34 +246,34 @@ def train(
     method: Annotated[str, typer.Option(help="xattn (cross-attention k/v/out of chosen layers), lora, decoder or full.")] = "xattn",
     layers: Annotated[str, typer.Option(help="Decoder layers to adapt, negative from the end: '-1' is the last, '-1,-2' the last two (default, measured better than the last alone).")] = "-1,-2",
     preset: Annotated[Optional[str], typer.Option(help="'original': the published recipe (lr 5e-4, batch 2, 10 epochs, warmup 2), for comparison.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10). The default lr is tuned for 10: on the demo, 4 epochs forgot beyond the budget after the first, so only epoch 1 was kept.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).")] = None,
-    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.")] = 1,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay) (default 5e-4).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).")] = None,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).")] = 16,
-    replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).")] = None,
-    sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).")] = None,
-    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10). The default lr is tuned for 10: on the demo, 4 epochs forgot beyond the budget after the first, so only epoch 1 was kept.", min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Clips per step (default 8).", min=1)] = None,
+    grad_accum: Annotated[int, typer.Option(help="Steps to accumulate before each optimizer update.", min=1)] = 1,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW, linear decay), above 0 (default 5e-4).", callback=check.above_zero)] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 0.01).", min=0.0)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (default 2).", min=0)] = None,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (method lora).", min=1)] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (method lora).", min=1)] = 16,
+    replay_share: Annotated[Optional[float], typer.Option(help="Share of the training set that is replayed general speech (limits forgetting) (default 0.5).", min=0.0, max=1.0)] = None,
+    sound_alike_share: Annotated[Optional[float], typer.Option(help="Share of the replay chosen because it sounds like your terms (needs readings in the glossary); the rest is random (default 0).", min=0.0, max=1.0)] = None,
+    distill: Annotated[Optional[float], typer.Option(help="Weight of self-distillation: wherever the unadapted model already predicts the right token, keep its distribution (limits forgetting); 0 turns it off (default 1).", min=0.0)] = None,
     general: Annotated[Optional[Path], typer.Option(help="General (glossary-free) speech for the forgetting check and the replay (default: the packaged set).")] = None,
-    replay_rotation: Annotated[Optional[int], typer.Option(help="Distinct general clips replayed over the run, in epochs' worth: each epoch draws its replay anew from them; 1 replays the same clips every epoch (default 4).")] = None,
+    replay_rotation: Annotated[Optional[int], typer.Option(help="Distinct general clips replayed over the run, in epochs' worth: each epoch draws its replay anew from them; 1 replays the same clips every epoch (default 4).", min=1)] = None,
     replay_own: Annotated[bool, typer.Option("--replay-own", help="Also replay your reviewed clips that hold no term, drawn alongside the general speech (on the benchmark this protected everyday speech less, so it is off by default).")] = False,
-    validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).")] = None,
+    validation_share: Annotated[Optional[float], typer.Option(help="Share of your clips held out (whole recordings) to score each epoch (default 0.15).", min=0.0, max=1.0)] = None,
     all_clips: Annotated[bool, typer.Option("--all-clips", help="Train on every clip, not only those holding a glossary term.")] = False,
-    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch (or the average) may cost to be kept (0.005 = 0.5 points).")] = 0.005,
-    average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).")] = None,
-    term_weight: Annotated[Optional[float], typer.Option(help="Weight of the loss at the tokens that spell a glossary term, against 1 for every other token; 1 is plain cross-entropy (default 1).")] = None,
-    timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).")] = 0.5,
+    forgetting_budget: Annotated[float, typer.Option(help="Largest everyday-speech CER rise an epoch (or the average) may cost to be kept (0.005 = 0.5 points).", min=0.0)] = 0.005,
+    average_share: Annotated[Optional[float], typer.Option(help="Share of the last epochs whose weights are averaged into the model kept in preference to any single epoch (forgets less); 0 keeps the best single epoch (default 0.8).", min=0.0, max=1.0)] = None,
+    term_weight: Annotated[Optional[float], typer.Option(help="Weight of the loss at the tokens that spell a glossary term, against 1 for every other token; 1 is plain cross-entropy (default 1).", callback=check.above_zero)] = None,
+    timestamp_share: Annotated[float, typer.Option(help="Share of targets trained with timestamps (keeps long-form timing intact).", min=0.0, max=1.0)] = 0.5,
     augment: Annotated[bool, typer.Option(help="Also train on each clip as heard in other rooms (reverberation, other voices, noise, speed, band limit, codecs) and on clips where nobody speaks (--no-augment: the clips as they are).")] = True,
-    variants: Annotated[Optional[int], typer.Option(help="Room variants rendered per clip (into OUT/variants); each epoch trains on the clean clip and one of them (default 2).")] = None,
-    rir_dir: Annotated[Optional[Path], typer.Option(help="Folder of measured room impulse responses (WAV …) to use instead of synthetic rooms.")] = None,
-    nonspeech_share: Annotated[Optional[float], typer.Option(help="Share of each epoch that is non-speech (room noise, murmur, typing, tones, near-silence) trained to Whisper's no-speech answer; 0 turns it off (default 0.1).")] = None,
+    variants: Annotated[Optional[int], typer.Option(help="Room variants rendered per clip (into OUT/variants); each epoch trains on the clean clip and one of them (default 2).", min=0)] = None,
+    rir_dir: Annotated[Optional[Path], typer.Option(help="Folder of measured room impulse responses (WAV …) to use instead of synthetic rooms.", exists=True, file_okay=False)] = None,
+    nonspeech_share: Annotated[Optional[float], typer.Option(help="Share of each epoch that is non-speech (room noise, murmur, typing, tones, near-silence) trained to Whisper's no-speech answer; 0 turns it off (default 0.1).", min=0.0, max=0.9)] = None,
     stack_on: Annotated[Optional[list[Path]], typer.Option(help="Adapters trained earlier, applied (frozen) before this one: a corpus per layer.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, the replay draw, the room variants and the shuffle.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete epoch in OUT after an interruption.")] = False,
-    language: Annotated[str, typer.Option(help="Language of the speech.")] = "ja",
+    language: Annotated[str, typer.Option(help="Language of the speech.", callback=check.language)] = "ja",
 ) -> None:
     """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
     from whisper_adapt.augment import AugmentOptions
@@ -305,27 +306,29 @@ def train(
                                   _train_callback(progress))
     _print_history(result.history + ([result.average] if result.average else []))
     if result.adapter_dir is None:
-        console.print("[yellow]nothing beat the unadapted model within the forgetting budget: no adapter written[/yellow]")
+        console.print("[yellow]no epoch changed the model and beat the unadapted one within the forgetting budget: "
+                      "no adapter written[/yellow]")
         raise typer.Exit(1)
-    console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {result.adapter_dir}")
+    console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {escape(str(result.adapter_dir))}")
 
 
 @app.command()
 def review(
     corpus: Annotated[Path, typer.Option(help="Corpus directory whose clips to review.")],
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary: highlights terms and marks known misrecognitions with a one-key fix.")] = None,
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback requires a token.")] = "127.0.0.1",
     token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="Token every request must carry (generated when --host is not loopback; prefer the environment variable: a command line is visible to other users).")] = None,
     reviewer: Annotated[Optional[str], typer.Option(help="Name recorded with each correction (default: the OS user).")] = None,
 ) -> None:
     """Correct draft transcripts in the browser, keyboard only; every edit is saved as a revision."""
     from whisper_adapt.glossary import load_glossary
-    from whisper_adapt.review.app import resolve_token, review_url, serve_review
+    from whisper_adapt.access import resolve_token
+    from whisper_adapt.review.app import review_url, serve_review
 
     terms = load_glossary(glossary) if glossary else None
     required = resolve_token(host, token)
-    console.print(f"reviewing {corpus}; open this address (Ctrl+C stops the server):")
+    console.print(f"reviewing {escape(str(corpus))}; open this address (Ctrl+C stops the server):")
     console.print(review_url(host, port, required), soft_wrap=True, highlight=False)  # one line, to copy whole
     serve_review(corpus, terms, host, port, required, reviewer)
 
@@ -334,27 +337,30 @@ def review(
 def serve(
     model: Annotated[list[str], typer.Option(help="Model to serve: SPEC (as for transcribe) or NAME=SPEC; repeat for several. The first is the default, also answering to 'whisper-1'.")] = ["base"],
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     token: Annotated[Optional[str], typer.Option(envvar="WHISPER_ADAPT_TOKEN", help="API key clients must send as 'Authorization: Bearer …' (prefer the environment variable: a command line is visible to other users).")] = None,
-    language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).")] = "auto",
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).")] = 5,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.")] = 100.0,
-    max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.")] = 4,
+    language: Annotated[str, typer.Option(help="Language when a request names none; 'auto' detects it (as OpenAI does).", callback=check.language_or_auto)] = "auto",
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = 5,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload in MB (10^6 bytes); larger ones get 413.", callback=check.above_zero)] = 100.0,
+    max_audio_minutes: Annotated[float, typer.Option(help="Longest accepted audio in minutes, found while decoding (a small file can hold hours of silence); longer gets 413.", callback=check.above_zero)] = 120.0,
+    max_pending: Annotated[int, typer.Option(help="Requests transcribing or waiting at once; more get 429 with Retry-After.", min=1)] = 4,
+    request_deadline_s: Annotated[float, typer.Option(help="Seconds a client has to send its upload; a slower one gets 408 and frees its place.", callback=check.above_zero)] = 120.0,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
     """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
-    from whisper_adapt.serve import check_bind, create_app, model_specs, preload, run_server
+    from whisper_adapt.access import check_bind
+    from whisper_adapt.serve import Limits, create_app, model_specs, preload, run_server
     from whisper_adapt.transcribe import TranscribeOptions
 
     check_bind(host, token)
     specs = model_specs(model)
     options = TranscribeOptions(language=None if language == "auto" else language, beam_size=beam_size)
-    server = create_app(specs, next(iter(specs)), options, token, round(max_upload_mb * 1e6), max_pending,
-                        device, compute_type)
-    with console.status(f"loading model {next(iter(specs))} …"):
+    limits = Limits(round(max_upload_mb * 1e6), max_audio_minutes * 60, request_deadline_s, max_pending)
+    server = create_app(specs, next(iter(specs)), options, token, limits, device, compute_type)
+    with console.status(f"loading model {escape(next(iter(specs)))} …"):
         preload(server)
-    console.print(f"serving {', '.join(specs)} at http://{host}:{port}/v1"
+    console.print(f"serving {escape(', '.join(specs))} at http://{host}:{port}/v1"
                   + ("" if token else " (no token: loopback only)"))
     run_server(server, host, port)
 
@@ -381,7 +387,7 @@ def synth(
     with console.status("synthesizing …") as status:
         result = synthesize_corpus(corpus, terms, texts, voice_list, seed,
                                    lambda done, total: status.update(f"synthesizing {done}/{total}"))
-    console.print(f"{result.added} clips synthesized, {result.already_present} already in {corpus}")
+    console.print(f"{result.added} clips synthesized, {result.already_present} already in {escape(str(corpus))}")
     if result.without_terms:
         console.print(f"[yellow]{result.without_terms} new sentences hold no glossary term[/yellow]")
 
@@ -455,9 +461,9 @@ def export(
     adapters = [a / "adapter" if (a / "adapter" / "adapter.json").is_file() else a for a in adapter]
     with console.status("merging and converting …"):
         result = export_model(model, adapters, out, quantization)
-    console.print(f"check clip — merged: {result.hf_text}")
-    console.print(f"check clip — export: {result.ct2_text}  (CER {result.check_cer:.3f})")
-    console.print(f"wrote {result.out_dir}: transcribe with --model {result.out_dir}")
+    console.print(f"check clip — merged: {escape(result.hf_text)}")
+    console.print(f"check clip — export: {escape(result.ct2_text)}  (CER {result.check_cer:.3f})")
+    console.print(f"wrote {escape(str(result.out_dir))}: transcribe with --model {escape(str(result.out_dir))}")
 
 
 def _progress(counter: str | None = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
@@ -476,7 +482,7 @@ def _progress_callback(progress):
 
     def update(name: str, done_s: float, total_s: float) -> None:
         if name not in tasks:
-            tasks[name] = progress.add_task(Path(name).name, total=total_s)
+            tasks[name] = progress.add_task(escape(Path(name).name), total=total_s)
         progress.update(tasks[name], completed=done_s)
 
     return update
@@ -487,7 +493,7 @@ def _report_failures(failures: list[WhisperAdaptError], total: int) -> None:
         return
     console.print(f"[red]{len(failures)} of {total} inputs failed:[/red]")
     for failure in failures:
-        console.print(f"  [red]✗[/red] {failure}")
+        console.print(f"  [red]✗[/red] {escape(str(failure))}")
     raise typer.Exit(1)
 
 
@@ -498,13 +504,13 @@ def eval_(
     general: Annotated[Optional[Path], typer.Option(help="Everyday-speech set (same layouts): forgetting is its CER change vs the unadapted model.")] = None,
     nonspeech: Annotated[Optional[Path], typer.Option(help="Folder of audio without speech: what each system invents there.")] = None,
     longform: Annotated[Optional[Path], typer.Option(help="Folder of whole recordings, each with a reference of time spans (NAME.json list of {start, end, text}, or NAME.srt / NAME.vtt): long-form CER, text invented where nobody speaks, timestamps.")] = None,
-    model: ModelOpt = "base",
-    system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.")] = None,
+    model: Annotated[str, typer.Option(help="The unadapted model every system is compared with (as for transcribe).", callback=check.model_spec)] = "base",
+    system: Annotated[Optional[list[str]], typer.Option(help="Adapted system NAME=MODEL (a CTranslate2 or Hugging Face directory …); repeatable.", callback=check.system_specs)] = None,
     compare: Annotated[str, typer.Option(help="No-training baselines and add-ons, comma-separated: prompt, hotwords, dictionary.")] = "prompt,hotwords,dictionary",
     out: Annotated[Path, typer.Option(help="Directory for report.json and report.html.")] = Path("eval-report"),
-    beam_size: Annotated[int, typer.Option(help="Beam width used for every system (temperature is fixed at 0).")] = 5,
+    beam_size: Annotated[int, typer.Option(help="Beam width used for every system (temperature is fixed at 0).", min=1)] = 5,
     numerals: Annotated[bool, typer.Option(help="Score 三 and 3 (十五 and 15 …) as equal.")] = False,
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.")] = 2000,
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.", min=1)] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
@@ -517,27 +523,27 @@ def eval_(
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.report import summary_table, write_report
 
-    adapted = [_system_option(item) for item in system or []]
+    adapted = [tuple(part.strip() for part in item.split("=", 1)) for item in system or []]  # checked at parse time
     systems = plan_systems(model, adapted, [c.strip() for c in compare.split(",") if c.strip()], load_glossary(glossary))
     options = EvalOptions(beam_size=beam_size, device=device, compute_type=compute_type, numerals=numerals,
                           bootstrap_samples=bootstrap, seed=seed)
     with Progress(console=console) as progress:
         task = progress.add_task("decoding", total=None)
         report = run_evaluation(test, glossary, systems, general, nonspeech, options,
-                                lambda what, done, total: progress.update(task, description=what, completed=done, total=total),
+                                lambda what, done, total: progress.update(task, description=escape(what), completed=done, total=total),
                                 longform=longform)
     # Piped into a file or a README, an 80-column default would wrap every figure: print it at full width.
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
     for path in write_report(report, out):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for everything the demo makes (speech, corpus, adapter, model, report, minutes).")] = Path("whisper-adapt-demo"),
     model: ModelOpt = "base",
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: train's default).")] = None,
-    share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).")] = 1.0,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: train's default).", min=1)] = None,
+    share: Annotated[float, typer.Option(help="Share of the demo's training sentences and meeting lines to use (1 = all; less is quicker).", callback=check.above_zero, max=1.0)] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the meeting's pauses, the augmentation and training.")] = 0,
 ) -> None:
     """Run the whole loop on a fictional company, offline: Whisper misses its words, a short adaptation fixes them."""
@@ -550,12 +556,12 @@ def demo(
         result = run_demo(out, DemoOptions(model, share, epochs, seed), _stage_callback(progress))
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(result.report))
     for name, (right, said) in result.meeting_terms.items():
-        console.print(f"meeting minutes ({name}): {right} of {said} glossary terms written right")
+        console.print(f"meeting minutes ({escape(name)}): {right} of {said} glossary terms written right")
     if result.adapter_dir is None:
         console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter[/yellow]")
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
     console.print(f"took {sum(result.seconds.values()) / 60:.1f} min ({stages})")
-    console.print(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}")
+    console.print(escape(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}"))
 
 
 def _stage_callback(progress):
@@ -568,13 +574,6 @@ def _stage_callback(progress):
         progress.update(tasks[what], completed=done, total=total)
 
     return update
-
-
-def _system_option(item: str) -> tuple[str, str]:
-    name, sep, spec = item.partition("=")
-    if not sep or not name.strip() or not spec.strip():
-        raise WhisperAdaptError(f"--system {item!r}: expected NAME=MODEL, e.g. adapted=out/model-ct2")
-    return name.strip(), spec.strip()
 
 
 def _quiet_libraries() -> None:
@@ -592,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode click returns the exit code of typer.Exit instead of calling sys.exit.
         code = app(args=argv, standalone_mode=False)
     except WhisperAdaptError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl+C into Abort
         console.print("[yellow]interrupted[/yellow]")

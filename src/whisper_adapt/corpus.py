@@ -377,6 +377,9 @@ class Corpus:
                 status: str | None = None) -> int:
         if status is not None:
             _check_status(status)
+        if text is not None and ("\n" in text or "\r" in text):
+            # Every export layout holds a transcript on one line; a line break would bar the whole corpus.
+            raise CorpusError(f"clip {clip_id}: a transcript is one line; remove the line break", self.path)
         now = _now()
         with self._tx() as db:
             row = db.execute("SELECT version, text, status, text_origin FROM clips WHERE id = ?", (clip_id,)).fetchone()
@@ -417,6 +420,8 @@ class Corpus:
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
+    if db_path.stat().st_size == 0:  # SQLite would quietly make it a new, empty database
+        raise CorpusError("is empty (0 bytes), not a whisper-adapt corpus database", db_path)
     try:
         db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode = WAL")

@@ -338,8 +338,8 @@ def prepare_meeting(corpus_dir: Path, meeting: Path, progress: DemoProgress) -> 
         progress(label, round(done), round(total))
 
     result = prepare([meeting], corpus_dir, on_progress=report)
-    if result.failures:
-        raise result.failures[0]
+    if result.failures or result.draft_failures:
+        raise (result.failures + result.draft_failures)[0]
 
 
 def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> Path | None:

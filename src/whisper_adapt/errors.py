@@ -18,6 +18,10 @@ class AudioError(WhisperAdaptError):
     """An input that cannot be decoded as audio."""
 
 
+class TooLongError(AudioError):
+    """Audio longer than the caller accepts (a server's limit): found while decoding, before the rest is."""
+
+
 class ModelError(WhisperAdaptError):
     """A model spec that cannot be resolved, loaded or converted."""
 

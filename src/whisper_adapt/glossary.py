@@ -71,7 +71,10 @@ def load_glossary(path: str | Path) -> Glossary:
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise GlossaryError(f"line {line}: not UTF-8 text (save the file as UTF-8)", path) from e
-    return parse_glossary(text.removeprefix("\ufeff"), source=str(path))
+    glossary = parse_glossary(text.removeprefix("\ufeff"), source=str(path))
+    if not glossary.terms:  # e.g. the wrong file, or one saved before anything was typed into it
+        raise GlossaryError("holds no terms (write one term per line)", path)
+    return glossary
 
 
 def parse_glossary(text: str, source: str = "<string>") -> Glossary:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,8 @@ def _read_jvs_group(transcripts: Path, prefix: str, recording: str, speaker: str
             problems.append(WhisperAdaptError("expected clip_id:text (no colon on the line)", where))
         elif not clip_id or not text:
             problems.append(WhisperAdaptError("empty clip id or empty text", where))
+        elif not _inside(wav_dir / f"{clip_id}.wav", wav_dir) or "/" in clip_id or "\\" in clip_id:
+            problems.append(WhisperAdaptError(f"clip id {clip_id!r} is a path, not a name in {wav_dir}", where))
         elif not (wav_dir / f"{clip_id}.wav").is_file():
             problems.append(WhisperAdaptError(f"unknown clip id {clip_id!r}: no {clip_id}.wav in {wav_dir}", where))
         else:
@@ -128,13 +131,15 @@ def _audiofolder_rows(metadata: Path, rows: list[dict], root: Path) -> tuple[lis
     for number, row in enumerate(rows, start=2):  # line 1 is the header
         where = f"{metadata}:{number}"
         name, text = (row.get("file_name") or "").strip(), (row.get(text_column) or "").strip()
-        audio = (metadata.parent / name).resolve()
+        audio = Path(os.path.normpath(metadata.parent / name))
         if not name or not text:
             problems.append(WhisperAdaptError("empty file_name or transcript", where))
+        elif not _inside(audio, root):
+            problems.append(WhisperAdaptError(f"file_name {name!r} points outside the set's folder {root}", where))
         elif not audio.is_file():
             problems.append(WhisperAdaptError(f"missing audio file {name}", where))
         else:
-            default_id = _path_id(audio.relative_to(root) if audio.is_relative_to(root) else Path(audio.name))
+            default_id = _path_id(audio.relative_to(root))
             clip_id = (row.get("clip_id") or "").strip() or default_id
             recording = (row.get("recording") or "").strip() or metadata.parent.name
             clips.append(LabeledClip(clip_id, audio, text, recording, (row.get("speaker") or "").strip()))
@@ -164,6 +169,12 @@ def read_text_pairs(root: Path) -> tuple[list[LabeledClip], Problems]:
     return _drop_duplicates(clips, problems)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its '..' worked out, lies in `folder`: a set's index names only the set's own files.
+    (Lexically: a link the owner put inside the set is theirs to follow.)"""
+    return Path(os.path.normpath(path)).is_relative_to(os.path.normpath(folder))
+
+
 def _path_id(relative: Path) -> str:
     return "-".join(relative.with_suffix("").parts)
 
@@ -182,6 +193,8 @@ def write_jvs(clips: Sequence[LabeledClip], root: Path, group: str = "corpus") -
     """Write `clips` as one JVS group `root/group` (transcripts_utf8.txt + wav/ of 16 kHz WAVs); returns it.
 
     The layout holds only ids, texts and audio: recording and speaker are lost (audiofolder keeps them)."""
+    if group in ("", ".", "..") or "/" in group or "\\" in group:
+        raise WhisperAdaptError(f"the JVS group {group!r} must be a plain folder name: it is made inside {root}")
     group_dir = Path(root) / group
     for clip in clips:
         _check_writable(clip, forbidden=":")

@@ -89,12 +89,39 @@ def _locate(spec: str) -> Path:
         return path.resolve()
     if spec == PACKAGED_BASE:
         return packaged_base_dir()
-    if spec in _HUB_NAMES or (spec.count("/") == 1 and not spec.startswith((".", "/"))):
+    if _is_hub_id(spec):
         return download_from_hub(_HUB_NAMES.get(spec, spec))
-    raise ModelError(
-        f"unknown model '{spec}': give 'base' (packaged), a model directory, an OpenAI .pt file, "
-        "or a Hugging Face hub id such as openai/whisper-small"
-    )
+    raise _unknown(spec)
+
+
+def check_model_spec(spec: str) -> None:
+    """Fail now, cheaply, when `spec` names no model here (nor one that may be fetched): before the work
+    that would otherwise come first. Nothing is converted or downloaded."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        detect_form(path.resolve())
+    elif spec != PACKAGED_BASE and not _is_hub_id(spec):
+        raise _unknown(spec)
+    elif spec != PACKAGED_BASE and _hub_offline():
+        raise _offline(_HUB_NAMES.get(spec, spec))
+
+
+def _is_hub_id(spec: str) -> bool:
+    return spec in _HUB_NAMES or (spec.count("/") == 1 and not spec.startswith((".", "/")))
+
+
+def _unknown(spec: str) -> ModelError:
+    return ModelError(f"unknown model '{spec}': give 'base' (packaged), a model directory, an OpenAI .pt file, "
+                      "or a Hugging Face hub id such as openai/whisper-small")
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+
+
+def _offline(repo_id: str) -> ModelError:
+    return ModelError(f"'{repo_id}' is not on this machine and HF_HUB_OFFLINE is set; copy the model here "
+                      "and pass its directory instead")
 
 
 def _identity(path: Path) -> str:
@@ -159,9 +186,8 @@ def _assemble_base(parts: list, out: Path) -> None:
 
 def download_from_hub(repo_id: str) -> Path:
     """Fetch a model from the Hugging Face hub — the only network access whisper-adapt ever makes."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
-        raise ModelError(f"'{repo_id}' is not on this machine and HF_HUB_OFFLINE is set; copy the model here "
-                         "and pass its directory instead")
+    if _hub_offline():
+        raise _offline(repo_id)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from whisper_adapt.audio import audio_duration_s, decode_audio
+from whisper_adapt.audio import audio_duration_s, decode_audio, iter_audio_chunks
 from whisper_adapt.corpus import Clip, Corpus, clip_id_for, writing_corpus
 from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
@@ -61,7 +61,8 @@ class PrepareResult:
     recordings_added: int = 0
     recordings_skipped: list[str] = field(default_factory=list)  # already complete in the corpus
     notes: list[str] = field(default_factory=list)  # worth saying, not failures (e.g. no speech found)
-    failures: list[WhisperAdaptError] = field(default_factory=list)
+    failures: list[WhisperAdaptError] = field(default_factory=list)  # recordings that could not be cut
+    draft_failures: list[WhisperAdaptError] = field(default_factory=list)  # clips that could not be drafted
 
 
 def prepare(recordings: Sequence[Path], corpus_dir: Path, segment: SegmentOptions = SegmentOptions(),
@@ -91,6 +92,8 @@ def cut_recording(corpus: Corpus, path: Path, options: SegmentOptions, result: P
         result.recordings_skipped.append(str(path))
         return
     if recording is None:
+        # Fail before the row exists: a row left by a file with no samples would make the fixed file `name-2`.
+        next(iter_audio_chunks(path, 1.0))
         recording = corpus.add_recording(path, sha256, json.dumps(options.to_dict()))
         result.recordings_added += 1
     # A resumed recording is cut exactly as it was first cut, whatever options this run was given.
@@ -129,7 +132,7 @@ def draft_clips(corpus: Corpus, options: DraftOptions, glossary: Glossary | None
         try:
             batch.append(draft_one(model, clip, options, glossary))
         except WhisperAdaptError as e:
-            result.failures.append(e)
+            result.draft_failures.append(e)
         if len(batch) >= options.commit_every or done == len(pending):
             result.clips_drafted += corpus.set_drafts(batch, label)
             batch = []

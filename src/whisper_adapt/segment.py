@@ -136,6 +136,22 @@ def speech_regions(buffer: np.ndarray, options: SegmentOptions) -> list[tuple[in
     return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(buffer, vad)]
 
 
+def pause_cut(buffer: np.ndarray, lowest: int, highest: int, min_silence_ms: int = 300) -> int:
+    """Where to cut `buffer` between samples `lowest` and `highest` so that no word is split: the middle of
+    the longest pause there (Silero VAD), else the quietest point (a breath inside continuous speech)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    vad = VadOptions(min_speech_duration_ms=_MIN_SPEECH_MS, min_silence_duration_ms=min_silence_ms, speech_pad_ms=0)
+    speech = [(int(r["start"]) + lowest, int(r["end"]) + lowest)
+              for r in get_speech_timestamps(buffer[lowest:highest], vad)]
+    edges = [lowest] + [edge for region in speech for edge in region] + [highest]
+    pauses = [(edges[i + 1] - edges[i], edges[i]) for i in range(0, len(edges), 2) if edges[i + 1] > edges[i]]
+    if not pauses:
+        return quietest_point(buffer, lowest, highest)
+    length, start = max(pauses)
+    return start + length // 2
+
+
 def split_long(buffer: np.ndarray, region: tuple[int, int], options: SegmentOptions) -> list[tuple[int, int]]:
     """`region` cut at its quietest points into pieces of at most `max_clip_s` (and at least `min_clip_s`)."""
     max_len, min_len = _samples(options.max_clip_s), _samples(options.min_clip_s)

@@ -2,14 +2,18 @@
 
 Any client written for OpenAI's audio API (the official `openai` package, curl, …) works with `base_url`
 pointed here. Safety decisions, made once here:
-- loopback by default; any other bind needs a token (`check_bind` refuses to start without one, rather
-  than inventing a token the operator might never see);
+- who may connect is access.py's policy, shared with the review server: loopback by default, a token
+  beyond it (`check_bind` refuses to start without one, rather than inventing a token the operator might
+  never see), and without a token a loopback Host header (no DNS rebinding);
 - each model is loaded once, on first use, and shared; transcription runs on one worker thread, because
   one CTranslate2 model already uses every core and two jobs at once would only slow both;
 - requests are counted from acceptance to answer, and beyond `max_pending` are turned away at once
   (429 with Retry-After) instead of piling up audio in memory;
-- uploads larger than `max_upload_bytes` get 413 before (or while) they are read, and anything PyAV
-  cannot decode gets 415 naming the uploaded file and the problem.
+- uploads larger than `max_upload_bytes` get 413 before (or while) they are read; audio longer than
+  `max_audio_s` gets 413 as soon as decoding passes it (a small file can hold hours of silence); anything
+  PyAV cannot decode gets 415 naming the uploaded file and the problem;
+- an upload must arrive within `request_deadline_s`, else 408: a stalled client cannot keep its place;
+- audio is transcribed in windows (transcribe_path), so memory does not grow with its length.
 Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so clients raise their usual
 exceptions.
 """
@@ -17,26 +21,27 @@ exceptions.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
+import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from whisper_adapt.audio import decode_audio
-from whisper_adapt.errors import AudioError, WhisperAdaptError
-from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
+from whisper_adapt.access import bearer_token, check_request
+from whisper_adapt.audio import decoded_duration_s
+from whisper_adapt.errors import AudioError, TooLongError, WhisperAdaptError
+from whisper_adapt.languages import language_name, parse_language
+from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_path
 from whisper_adapt.transcript import Transcript
 from whisper_adapt.writers import render
 
@@ -45,6 +50,13 @@ RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 OPENAI_MODEL_ALIAS = "whisper-1"
 # Seconds a turned-away client is asked to wait: about one short clip's transcription on a CPU.
 RETRY_AFTER_S = 5
+# The form is read by hand (to bound its size and time while it arrives), so its schema is stated here.
+TRANSCRIPTION_REQUEST = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}, "model": {"type": "string"},
+                   "language": {"type": "string"}, "prompt": {"type": "string"},
+                   "response_format": {"type": "string"}, "temperature": {"type": "number"},
+                   "timestamp_granularities[]": {"type": "array", "items": {"type": "string"}}}}}}}}
 _CONTENT_TYPES = {"text": "text/plain; charset=utf-8", "srt": "application/x-subrip; charset=utf-8",
                   "vtt": "text/vtt; charset=utf-8"}
 
@@ -57,24 +69,6 @@ class RequestError(WhisperAdaptError):
         self.status, self.kind, self.param, self.code = status, kind, param, code
         self.headers = dict(headers or {})
         super().__init__(problem)
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token: recordings are confidential."""
-    if token is None and not is_loopback(host):
-        raise WhisperAdaptError(f"binding {host} makes the server reachable from the network: give --token "
-                                "(or set WHISPER_ADAPT_TOKEN), or bind 127.0.0.1")
-    if token is not None and not token.strip():
-        raise WhisperAdaptError("the token is empty")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
 
 
 def model_specs(options: list[str]) -> dict[str, str]:
@@ -148,11 +142,29 @@ class Admission:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may cost. Memory does not grow with the audio (it is transcribed in windows), but
+    time does: `max_audio_s` bounds it, found while decoding whatever the file's header claims."""
+
+    max_upload_bytes: int = 100_000_000
+    max_audio_s: float = 7200.0
+    # From acceptance until the upload is received and checked: a client that stalls is answered 408 then,
+    # and its place among the `max_pending` is freed.
+    request_deadline_s: float = 120.0
+    max_pending: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1:
+            raise WhisperAdaptError(f"the upload limit must be at least 1 byte, not {self.max_upload_bytes}")
+        if not (self.max_audio_s > 0 and self.request_deadline_s > 0):
+            raise WhisperAdaptError("the audio limit and the request deadline must be above 0")
+
+
+@dataclass(frozen=True)
 class _Server:
     models: ModelStore
     options: TranscribeOptions
-    token: str | None
-    max_upload_bytes: int
+    limits: Limits
     admission: Admission
     executor: ThreadPoolExecutor
 
@@ -168,14 +180,12 @@ class _Job:
 
 
 def create_app(models: Mapping[str, str], default: str, options: TranscribeOptions = TranscribeOptions(),
-               token: str | None = None, max_upload_bytes: int = 100_000_000, max_pending: int = 4,
-               device: str = "auto", compute_type: str = "auto") -> FastAPI:
+               token: str | None = None, limits: Limits = Limits(), device: str = "auto",
+               compute_type: str = "auto") -> FastAPI:
     """The server's ASGI app; `models` maps served names to model specs (anything `load_model` takes)."""
-    if max_upload_bytes < 1:
-        raise WhisperAdaptError(f"the upload limit must be at least 1 byte, not {max_upload_bytes}")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper-adapt-serve")
-    server = _Server(ModelStore(models, default, device, compute_type), options, token, max_upload_bytes,
-                     Admission(max_pending), executor)
+    server = _Server(ModelStore(models, default, device, compute_type), options, limits,
+                     Admission(limits.max_pending), executor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -187,9 +197,10 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(WhisperAdaptError, _server_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.middleware("http")(_guard(token))
     app.get("/health")(_health)
-    app.get("/v1/models", dependencies=[Depends(_authorize)])(_list_models)
-    app.post("/v1/audio/transcriptions", dependencies=[Depends(_authorize)])(_transcriptions)
+    app.get("/v1/models")(_list_models)
+    app.post("/v1/audio/transcriptions", openapi_extra=TRANSCRIPTION_REQUEST)(_transcriptions)
     return app
 
 
@@ -209,15 +220,20 @@ def _server(app: FastAPI) -> _Server:
     return app.state.server
 
 
-def _authorize(request: Request) -> None:
-    token = _server(request.app).token
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    # compare_digest: the time taken must not reveal how much of a guessed token was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise RequestError(401, "missing or wrong API key: send the server's token as 'Authorization: Bearer …'",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+def _guard(token: str | None):
+    """Middleware: the access policy (access.py) for every path; /health needs no token, for monitors."""
+
+    async def guard(request: Request, call_next) -> Response:
+        if token is None or request.url.path != "/health":
+            refusal = check_request(token, request.headers.get("host"),
+                                    [bearer_token(request.headers.get("authorization", ""))])
+            if refusal is not None:
+                code = "invalid_api_key" if refusal.status == 401 else "forbidden_host"
+                return JSONResponse(_error_body(refusal.message, "invalid_request_error", code=code),
+                                    refusal.status, headers=refusal.headers)
+        return await call_next(request)
+
+    return guard
 
 
 async def _health(request: Request) -> dict:
@@ -232,21 +248,46 @@ async def _list_models(request: Request) -> dict:
 
 
 async def _transcriptions(request: Request) -> Response:
-    server = _server(request.app)
-    _check_declared_size(request, server.max_upload_bytes)
+    server, limits = _server(request.app), _server(request.app).limits
+    _check_declared_size(request, limits.max_upload_bytes)
     server.admission.enter()
+    folder = Path(tempfile.mkdtemp(prefix="whisper-adapt-serve-"))
     try:
-        async with _limited(request, server.max_upload_bytes).form(max_files=1) as form:
-            job = _parse_job(form, server)
-            audio = await run_in_threadpool(_decode_upload, form["file"], job.filename)
-        future = server.executor.submit(_transcribe, server, job, audio)
+        async with _deadline(limits.request_deadline_s):
+            async with _limited(request, limits.max_upload_bytes).form(max_files=1) as form:
+                job = _parse_job(form, server)
+                path = await run_in_threadpool(_store_upload, form["file"], job.filename, folder)
+        # Decoded once before queueing, so that a bad or too long upload is answered without waiting; this is
+        # our work, bounded by the audio limit, so the client's deadline does not cover it.
+        await run_in_threadpool(_check_audio, path, job.filename, limits.max_audio_s)
+        future = server.executor.submit(_transcribe, server, job, path)
     except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
         server.admission.leave()
         raise
+
+    def done(_) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        server.admission.leave()
+
     # Leave when the work is done, not when this handler ends: a client that hangs up does not stop the
     # worker, and the bound is on work, not on open connections.
-    future.add_done_callback(lambda _: server.admission.leave())
+    future.add_done_callback(done)
     return _response(await asyncio.wrap_future(future), job)
+
+
+@asynccontextmanager
+async def _deadline(seconds: float):
+    """Answer 408 when the block has not finished within `seconds` (a client sending its upload slowly or not
+    at all), 400 when the client hung up mid-upload; the caller then frees the request's place."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as e:
+        raise RequestError(408, f"the upload was not received within this server's deadline of {seconds:g} s",
+                           code="request_timeout") from e
+    except ClientDisconnect as e:  # the body ended before its Content-Length: nobody is left to answer
+        raise RequestError(400, "the upload ended before its declared length", code="incomplete_upload") from e
 
 
 def _too_large(limit: int) -> RequestError:
@@ -285,7 +326,7 @@ def _parse_job(form: FormData, server: _Server) -> _Job:
                            param="response_format")
     options = replace(
         server.options,
-        language=_text_field(form, "language") or server.options.language,
+        language=_language(_text_field(form, "language"), server.options.language),
         initial_prompt=_text_field(form, "prompt") or server.options.initial_prompt,
         temperatures=_temperatures(_text_field(form, "temperature"), server.options.temperatures),
         word_timestamps="word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps,
@@ -301,6 +342,15 @@ def _text_field(form: FormData, name: str) -> str | None:
     return value.strip() if value else None
 
 
+def _language(value: str | None, default: str | None) -> str | None:
+    if value is None:
+        return default
+    try:
+        return parse_language(value)
+    except WhisperAdaptError as e:
+        raise RequestError(400, e.problem, param="language", code="unsupported_language") from e
+
+
 def _temperatures(value: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
     """OpenAI's rule: 0 (or none) lets the decoder raise the temperature on failure; above 0 fixes it."""
     if value is None:
@@ -314,29 +364,40 @@ def _temperatures(value: str | None, default: tuple[float, ...]) -> tuple[float,
     return default if temperature == 0.0 else (temperature,)
 
 
-def _decode_upload(upload: UploadFile, filename: str) -> np.ndarray:
-    """Decode on a thread of its own, before the queue, so a bad upload is answered without waiting."""
+def _store_upload(upload: UploadFile, filename: str, folder: Path) -> Path:
+    """The upload as a file of its own (PyAV reads paths), kept until its transcription is done."""
     if upload.size == 0:
         raise RequestError(400, f"{filename}: the uploaded file is empty", param="file")
-    # PyAV reads paths; the suffix helps it with containers it cannot recognize from their bytes alone.
-    with tempfile.TemporaryDirectory(prefix="whisper-adapt-serve-") as directory:
-        path = Path(directory) / f"upload{Path(filename).suffix[:16]}"
-        with open(path, "wb") as out:
-            upload.file.seek(0)
-            _copy(upload.file.read, out.write)
-        try:
-            return decode_audio(path)
-        except AudioError as e:  # e names our temporary file; the client knows its file by its own name
-            raise RequestError(415, f"{filename}: {e.problem}", param="file", code="unsupported_media") from e
+    # The suffix helps PyAV with containers it cannot recognize from their bytes alone.
+    path = folder / f"upload{Path(filename).suffix[:16]}"
+    with open(path, "wb") as out:
+        upload.file.seek(0)
+        while chunk := upload.file.read(1 << 20):
+            out.write(chunk)
+    return path
 
 
-def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
-    while chunk := read(1 << 20):
-        write(chunk)
+def _check_audio(path: Path, filename: str, max_audio_s: float) -> None:
+    with _audio_errors(filename):
+        decoded_duration_s(path, max_audio_s)
 
 
-def _transcribe(server: _Server, job: _Job, audio: np.ndarray) -> Transcript:
-    return transcribe_audio(server.models.get(job.model), audio, job.options, job.filename)
+@contextmanager
+def _audio_errors(filename: str):
+    """Our audio errors as the client's: they name our temporary file, the client knows its file by its name."""
+    try:
+        yield
+    except TooLongError as e:
+        raise RequestError(413, f"{filename}: {e.problem}, this server's limit", param="file",
+                           code="audio_too_long") from e
+    except AudioError as e:
+        raise RequestError(415, f"{filename}: {e.problem}", param="file", code="unsupported_media") from e
+
+
+def _transcribe(server: _Server, job: _Job, path: Path) -> Transcript:
+    with _audio_errors(job.filename):
+        return transcribe_path(server.models.get(job.model), path, job.options, source=job.filename,
+                               max_duration_s=server.limits.max_audio_s)
 
 
 def _response(transcript: Transcript, job: _Job) -> Response:
@@ -353,7 +414,7 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
     faster-whisper's segments as we store them, so they are left out rather than made up."""
     document = {
         "task": "transcribe",
-        "language": _language_name(transcript.language),
+        "language": language_name(transcript.language),
         "duration": transcript.duration_s,
         "text": transcript.text,
         "segments": [
@@ -367,13 +428,6 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
         document["words"] = [{"word": word.text, "start": word.start_s, "end": word.end_s}
                              for segment in transcript.segments for word in segment.words]
     return document
-
-
-def _language_name(code: str) -> str:
-    """OpenAI reports the language by its English name ("japanese"), as Whisper's tokenizer names it."""
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES
-
-    return LANGUAGES.get(code, code)
 
 
 def _error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict:

@@ -11,14 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_adapt.audio import SAMPLE_RATE, decode_audio
-from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt import progress
+from whisper_adapt.audio import SAMPLE_RATE, audio_duration_s, iter_audio_chunks
+from whisper_adapt.errors import TooLongError, WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements
 from whisper_adapt.guards import GuardOptions, apply_guards
 from whisper_adapt.transcript import Segment, Transcript, Word
 
 # (file, seconds done, seconds total): how the caller draws its progress bar.
 ProgressFn = Callable[[str, float, float], None]
+
+# Longest stretch of a file transcribe_path holds and transcribes at once (about 20 MB of samples, and
+# faster-whisper's features of it): memory is bounded by this, not by the recording's length.
+WINDOW_S = 300.0
+# How far before a window's end a pause to cut at is looked for.
+_CUT_SEARCH_S = 30.0
+_READ_CHUNK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,74 @@ def transcribe_audio(
     return Transcript(source, language, duration_s, tuple(kept), tuple(dropped))
 
 
+def transcribe_path(
+    model,
+    path: str | Path,
+    options: TranscribeOptions = TranscribeOptions(),
+    glossary: Glossary | None = None,
+    on_progress: progress.ProgressFn | None = None,
+    source: str | None = None,
+    window_s: float = WINDOW_S,
+    max_duration_s: float | None = None,
+) -> Transcript:
+    """Transcribe a file of any length in bounded memory: decoded in chunks, transcribed by `transcribe_audio`
+    in windows of about `window_s` seconds cut in pauses (no sentence is split), timestamps made the
+    recording's. With no language given, the one detected in the first window is kept for the rest.
+    `max_duration_s`: TooLongError as soon as decoding passes it, before that window is transcribed.
+    `source` names the transcript (default: the path)."""
+    source = source or str(path)
+    total_s = audio_duration_s(path)  # the header's figure, for progress only
+    stage = f"transcribe {Path(source).name}"
+    parts: list[tuple[float, Transcript]] = []
+    for window, start_s in _windows(path, window_s, max_duration_s, source):
+
+        def report(_: str, done_s: float, _total: float, start_s: float = start_s) -> None:
+            if on_progress:
+                on_progress(progress.Progress(stage, start_s + done_s, max(total_s, start_s + done_s), "s"))
+
+        part = transcribe_audio(model, window, options, source, glossary, report)
+        options = options if options.language else replace(options, language=part.language)
+        parts.append((start_s, part))
+    return _joined(source, parts)
+
+
+def _windows(path: str | Path, window_s: float, max_duration_s: float | None,
+             source: str) -> Iterable[tuple[np.ndarray, float]]:
+    """(samples, start in seconds) of consecutive windows, each cut in the longest pause of its last
+    `_CUT_SEARCH_S` seconds; memory: one window plus one read chunk."""
+    from whisper_adapt.segment import pause_cut
+
+    window_len = round(window_s * SAMPLE_RATE)
+    search_len = round(min(_CUT_SEARCH_S, window_s / 2) * SAMPLE_RATE)
+    pending, start, decoded = np.zeros(0, np.float32), 0, 0
+    for chunk in iter_audio_chunks(path, _READ_CHUNK_S):
+        decoded += len(chunk)
+        if max_duration_s is not None and decoded > max_duration_s * SAMPLE_RATE:
+            raise TooLongError(f"holds more than {max_duration_s / 60:g} minutes of audio", source)
+        pending = np.concatenate([pending, chunk])
+        while len(pending) >= window_len:
+            cut = pause_cut(pending, window_len - search_len, window_len)
+            yield pending[:cut], start / SAMPLE_RATE
+            pending, start = pending[cut:], start + cut
+    if len(pending):
+        yield pending, start / SAMPLE_RATE
+
+
+def _joined(source: str, parts: list[tuple[float, Transcript]]) -> Transcript:
+    """The windows' transcripts as one, their times shifted by each window's start."""
+    segments = tuple(_shifted(segment, start_s) for start_s, part in parts for segment in part.segments)
+    dropped = tuple((_shifted(segment, start_s), why) for start_s, part in parts for segment, why in part.dropped)
+    last_start_s, last = parts[-1]
+    return Transcript(source, parts[0][1].language, last_start_s + last.duration_s, segments, dropped)
+
+
+def _shifted(segment: Segment, offset_s: float) -> Segment:
+    if not offset_s:
+        return segment
+    words = tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s) for w in segment.words)
+    return replace(segment, start_s=segment.start_s + offset_s, end_s=segment.end_s + offset_s, words=words)
+
+
 def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions) -> tuple[Iterable, str]:
     settings = dict(
         language=options.language,
@@ -168,12 +244,17 @@ def transcribe_files(
     stems = output_stems(files)
     for path in files:
         try:
-            audio = decode_audio(path)
-            transcript = transcribe_audio(model, audio, options, str(path), glossary, on_progress)
+            transcript = transcribe_path(model, path, options, glossary, _file_progress(path, on_progress))
             result.written += write_transcript(transcript, out_dir, formats, stems[path])
         except WhisperAdaptError as e:
             result.failures.append(e)
     return result
+
+
+def _file_progress(path: Path, on_progress: ProgressFn | None) -> progress.ProgressFn | None:
+    if on_progress is None:
+        return None
+    return lambda event: on_progress(str(path), event.done, event.total or event.done)
 
 
 def output_stems(files: Sequence[Path]) -> dict[Path, str]:

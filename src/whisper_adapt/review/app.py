@@ -5,17 +5,15 @@ Safety rules, all enforced here:
   two people never overwrite each other silently: a stale save gets 409 with the current text.
 - Audio is looked up by clip id in the corpus, never from a path in the request; an unknown id is 404.
   The server writes nothing but corpus revisions.
-- With a token, every request must carry it (Authorization: Bearer, ?token=, or the cookie set when the
-  page was opened with ?token=). Without one the server only answers requests addressed to a loopback
-  name, so a web page cannot reach it through DNS rebinding.
+- Who may connect is access.py's policy, shared with `serve`: with a token every request must carry it
+  (Authorization: Bearer, ?token=, or the cookie set when the page was opened with ?token=); without one
+  the server only answers requests addressed to a loopback name (no DNS rebinding).
 - Request bodies are bounded (MAX_BODY_BYTES) and answered 413 beyond that.
 """
 
 from __future__ import annotations
 
 import getpass
-import ipaddress
-import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,9 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
+from whisper_adapt.access import bearer_token, check_request, is_loopback
 from whisper_adapt.corpus import STATUSES, Clip, Corpus, open_corpus
-from whisper_adapt.errors import ConflictError, WhisperAdaptError
+from whisper_adapt.errors import ConflictError, CorpusError, WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.review.annotate import find_spans, order_queue, queue_entry
 
@@ -34,7 +34,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
 PEAK_BUCKETS = 800  # waveform resolution sent to the page: about one bucket per pixel of its canvas
 TOKEN_COOKIE = "whisper_adapt_review_token"
-LOOPBACK_NAMES = ("localhost",)
 
 
 class ClipEdit(BaseModel):
@@ -63,24 +62,18 @@ def create_app(corpus_dir: Path, glossary: Glossary | None = None, token: str | 
 
 
 def _guard(token: str | None):
-    """Middleware: the token check (or, without a token, the loopback Host check) for every request."""
+    """Middleware: access.py's policy for every request; the page may also carry the token as ?token= or
+    in the cookie set when it was opened with ?token=."""
 
     async def guard(request: Request, call_next) -> Response:
-        if token is None:
-            if not is_loopback(request.url.hostname or ""):
-                return JSONResponse({"detail": "address this server as 127.0.0.1 or localhost"}, status_code=403)
-        elif not _has_token(request, token):
-            return JSONResponse({"detail": "missing or wrong token"}, status_code=401)
+        offered = [bearer_token(request.headers.get("authorization", "")), request.query_params.get("token"),
+                   request.cookies.get(TOKEN_COOKIE)]
+        refusal = check_request(token, request.headers.get("host"), offered)
+        if refusal is not None:
+            return JSONResponse({"detail": refusal.message}, status_code=refusal.status, headers=refusal.headers)
         return await call_next(request)
 
     return guard
-
-
-def _has_token(request: Request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    offered = [header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else "",
-               request.query_params.get("token", ""), request.cookies.get(TOKEN_COOKIE, "")]
-    return any(value and secrets.compare_digest(value.encode(), token.encode()) for value in offered)
 
 
 def _add_routes(app: FastAPI, corpus: Corpus, glossary: Glossary | None, origin: str, token: str | None) -> None:
@@ -117,15 +110,20 @@ def _add_routes(app: FastAPI, corpus: Corpus, glossary: Glossary | None, origin:
         clip = corpus.get_clip(clip_id)
         return JSONResponse({**clip_view(clip, glossary), "peaks": waveform_peaks(clip.audio_path)})
 
-    @app.put("/api/clips/{clip_id}")
+    # The body is read by hand (to bound its size while it arrives): its schema is stated for the docs and the fuzz.
+    @app.put("/api/clips/{clip_id}", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ClipEdit.model_json_schema()}}}})
     async def put_clip(clip_id: str, request: Request) -> Response:
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # the body ended before its Content-Length: nobody is left to answer
+            return JSONResponse({"detail": "the request body ended early"}, status_code=400)
         if body is None:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         try:
             edit = ClipEdit.model_validate_json(body)
         except ValidationError as e:
-            return JSONResponse({"detail": e.errors(include_url=False, include_context=False)}, status_code=422)
+            return JSONResponse({"detail": _validation_message(e)}, status_code=422)
         if not corpus.has_clip(clip_id):
             return _not_found()
         return _save(corpus, clip_id, edit, origin, glossary)
@@ -152,7 +150,14 @@ def _save(corpus: Corpus, clip_id: str, edit: ClipEdit, origin: str, glossary: G
         current = corpus.get_clip(clip_id)
         return JSONResponse({"detail": e.problem, "current_version": e.current_version, "current_text": current.text,
                              "current_status": current.status}, status_code=409)
+    except CorpusError as e:  # a text the corpus refuses (a line break …)
+        return JSONResponse({"detail": e.problem}, status_code=422)
     return JSONResponse(clip_view(corpus.get_clip(clip_id), glossary))
+
+
+def _validation_message(error: ValidationError) -> str:
+    """Pydantic's errors as one line a person reads ("version: Field required"), without echoing the body."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False))
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -199,25 +204,6 @@ def _not_found() -> Response:
     return JSONResponse({"detail": "no such clip"}, status_code=404)
 
 
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_token(host: str, token: str | None) -> str | None:
-    """The token the server will require: the one given, or a new one when binding beyond loopback."""
-    if token is not None and not token.strip():
-        raise WhisperAdaptError("--token must not be empty")
-    if token is None and not is_loopback(host):
-        return secrets.token_urlsafe(24)
-    return token
-
-
 def review_url(host: str, port: int, token: str | None) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
@@ -225,7 +211,7 @@ def review_url(host: str, port: int, token: str | None) -> str:
 
 def serve_review(corpus_dir: Path, glossary: Glossary | None, host: str, port: int, token: str | None,
                  reviewer: str | None = None) -> None:
-    """Run the review server until interrupted; `token` as returned by `resolve_token`."""
+    """Run the review server until interrupted; `token` as returned by access.resolve_token."""
     import uvicorn
 
     if token is None and not is_loopback(host):

@@ -104,6 +104,19 @@ def apply_adapter(model: torch.nn.Module, adapter_dir: Path, base_sha256: str | 
     return model
 
 
+def check_stages(adapters: list[Path]) -> None:
+    """Each adapter must come right after the stages it was trained on, all of them and in order: merged
+    without its lower stage, a stacked adapter gives a model that nobody trained or evaluated."""
+    for position, adapter_dir in enumerate(adapters):
+        wanted = [str(Path(p).resolve()) for p in read_adapter_info(adapter_dir).stacked_on]
+        given = [str(Path(p).resolve()) for p in adapters[:position]]
+        if wanted != given:
+            order = " ".join(f"--adapter {p}" for p in wanted + [str(Path(adapter_dir).resolve())])
+            raise ModelError(f"was trained on top of {len(wanted)} earlier stage(s) ({', '.join(wanted) or 'none'}) "
+                             f"but is given after {len(given)} ({', '.join(given) or 'none'}); give them in "
+                             f"training order: {order}", adapter_dir)
+
+
 def load_adapted_model(base: str | Path, adapters: list[Path], device: str = "cpu") -> torch.nn.Module:
     """The Hugging Face base model with `adapters` merged in order, then moved to `device`."""
     from transformers import WhisperForConditionalGeneration
@@ -112,6 +125,7 @@ def load_adapted_model(base: str | Path, adapters: list[Path], device: str = "cp
 
     base_dir = resolve_model(base, "hf")
     model = WhisperForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
+    check_stages(adapters)
     base_sha = model_sha256(base_dir) if adapters else None
     for adapter_dir in adapters:
         model = apply_adapter(model, Path(adapter_dir), base_sha)

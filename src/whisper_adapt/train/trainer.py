@@ -101,6 +101,10 @@ class TrainOptions:
             raise WhisperAdaptError("the averaged share of epochs must be between 0 and 1")
         if self.term_weight <= 0:
             raise WhisperAdaptError("the term weight must be above 0")
+        if not self.lr > 0:
+            raise WhisperAdaptError(f"the learning rate must be above 0, not {self.lr:g}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.forgetting_budget < 0:
+            raise WhisperAdaptError("warm-up steps, weight decay and the forgetting budget cannot be negative")
 
     def averaged_epochs(self) -> list[int]:
         """The epochs averaged into one candidate: the last `average_share` of them, none when under two."""
@@ -203,14 +207,16 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
                                     options.averaged_epochs())
         emit("average", average)
     kept = choose_kept(history, average, options.forgetting_budget)
+    state = _mean_state(checkpoints, kept) if kept else None
+    if state is not None and _changes_nothing(state, initial):
+        kept, state = [], None  # a step too small to move any weight: an adapter of zeros is no adaptation
     if kept and accelerator.is_main_process:
         info = AdapterInfo(
             method=options.method, layers=layers, base_model=str(base), base_sha256=model_sha256(base_dir),
             stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
             average=average, kept_epochs=kept,
         )
-        save_adapter(out_dir / "adapter", accelerator.unwrap_model(model), _mean_state(checkpoints, kept), info,
-                     initial)
+        save_adapter(out_dir / "adapter", accelerator.unwrap_model(model), state, info, initial)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also leaves the process group: after the last barrier
     adapter_dir = out_dir / "adapter" if kept else None
@@ -476,6 +482,12 @@ def _mean_state(checkpoints: Path, epochs: list[int]) -> dict[str, torch.Tensor]
     averaged each, which is not the mean of their products; the average is validated like any epoch."""
     states = [_load_epoch_state(checkpoints, epoch) for epoch in epochs]
     return {name: sum(state[name] for state in states) / len(states) for name in states[0]}
+
+
+def _changes_nothing(state: dict[str, torch.Tensor], initial: dict[str, torch.Tensor]) -> bool:
+    """Whether every trained tensor is its initial value to float16 precision, the precision an adapter
+    stores its changes in: such an adapter would hold only zeros (e.g. a learning rate too small to matter)."""
+    return not any(torch.any((state[name] - initial[name]).to(torch.float16)) for name in state)
 
 
 def _resume(accelerator, model, optimizer, scheduler, checkpoints: Path, config: dict) -> list[dict]:

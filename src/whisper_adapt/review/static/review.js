@@ -403,7 +403,11 @@ document.addEventListener('keydown', (event) => {
   if (event.isComposing || event.keyCode === 229) return;  // the IME owns keys while composing
   const shortcut = SHORTCUTS.find((s) => !s.native && s.code.includes(event.code) && !!s.alt === event.altKey
     && !!s.ctrl === event.ctrlKey && !event.shiftKey && !event.metaKey);
-  if (!shortcut) return;
+  if (!shortcut) {
+    // A transcript is one line (every export layout holds it so): plain Enter in the box adds nothing.
+    if (event.target === textBox && ['Enter', 'NumpadEnter'].includes(event.code)) event.preventDefault();
+    return;
+  }
   event.preventDefault();
   if (shortcut.audio) return shortcut.run();
   // Saving and moving run one after another, in key order: two quick Alt+↓ move two clips, and an
