@@ -12,6 +12,10 @@ pointed here. Safety decisions, made once here:
   cannot decode gets 415 naming the uploaded file and the problem.
 Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so clients raise their usual
 exceptions.
+
+`response_format=diarized_json` answers as OpenAI's diarizing model does (`segments` of
+`transcript.text.segment` with `speaker`, `start`, `end`, `text`), the speakers found here, offline:
+the speaker model is loaded on the first such request and shared, like the Whisper models.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whisper_adapt.audio import decode_audio
 from whisper_adapt.errors import AudioError, WhisperAdaptError
+from whisper_adapt.speakers import SpeakerOptions
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 from whisper_adapt.transcript import Transcript
 from whisper_adapt.writers import render
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 # OpenAI's name for its hosted Whisper: clients that hard-code it get the default model.
 OPENAI_MODEL_ALIAS = "whisper-1"
 # Seconds a turned-away client is asked to wait: about one short clip's transcription on a CPU.
@@ -121,6 +126,23 @@ class ModelStore:
             return self._loaded[name]
 
 
+class SpeakerStore:
+    """The speaker labeller, loaded once on the first request that asks for speakers."""
+
+    def __init__(self, options: SpeakerOptions, device: str):
+        self.options, self._device = options, device
+        self._labeller = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        from whisper_adapt.speakers import load_labeller
+
+        with self._lock:
+            if self._labeller is None:
+                self._labeller = load_labeller(self.options, "cuda" if self._device == "cuda" else "cpu")
+            return self._labeller
+
+
 class Admission:
     """Counts requests from acceptance to answer; beyond `limit` a new one is turned away."""
 
@@ -155,6 +177,7 @@ class _Server:
     max_upload_bytes: int
     admission: Admission
     executor: ThreadPoolExecutor
+    speakers: SpeakerStore
 
 
 @dataclass(frozen=True)
@@ -169,13 +192,15 @@ class _Job:
 
 def create_app(models: Mapping[str, str], default: str, options: TranscribeOptions = TranscribeOptions(),
                token: str | None = None, max_upload_bytes: int = 100_000_000, max_pending: int = 4,
-               device: str = "auto", compute_type: str = "auto") -> FastAPI:
-    """The server's ASGI app; `models` maps served names to model specs (anything `load_model` takes)."""
+               device: str = "auto", compute_type: str = "auto",
+               speakers: SpeakerOptions = SpeakerOptions()) -> FastAPI:
+    """The server's ASGI app; `models` maps served names to model specs (anything `load_model` takes);
+    `speakers` configures the labels of `diarized_json` answers (reference voices, names)."""
     if max_upload_bytes < 1:
         raise WhisperAdaptError(f"the upload limit must be at least 1 byte, not {max_upload_bytes}")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper-adapt-serve")
     server = _Server(ModelStore(models, default, device, compute_type), options, token, max_upload_bytes,
-                     Admission(max_pending), executor)
+                     Admission(max_pending), executor, SpeakerStore(speakers, device))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -195,8 +220,10 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
 
 def preload(app: FastAPI) -> None:
     """Load the default model now, so a bad model fails at start-up and the first request is not slow."""
-    store = _server(app).models
-    store.get(store.default)
+    server = _server(app)
+    server.models.get(server.models.default)
+    if server.speakers.options.voices_dir or server.speakers.options.names_file:  # a bad folder fails now
+        server.speakers.get()
 
 
 def run_server(app: FastAPI, host: str, port: int) -> None:
@@ -288,7 +315,9 @@ def _parse_job(form: FormData, server: _Server) -> _Job:
         language=_text_field(form, "language") or server.options.language,
         initial_prompt=_text_field(form, "prompt") or server.options.initial_prompt,
         temperatures=_temperatures(_text_field(form, "temperature"), server.options.temperatures),
-        word_timestamps="word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps,
+        # Diarized answers split segments where the speaker changes, which takes the words' times.
+        word_timestamps=("word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps
+                         or response_format == "diarized_json"),
     )
     return _Job(server.models.name_for(_text_field(form, "model")), upload.filename or "upload", response_format,
                 options)
@@ -336,7 +365,10 @@ def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> Non
 
 
 def _transcribe(server: _Server, job: _Job, audio: np.ndarray) -> Transcript:
-    return transcribe_audio(server.models.get(job.model), audio, job.options, job.filename)
+    transcript = transcribe_audio(server.models.get(job.model), audio, job.options, job.filename)
+    if job.response_format == "diarized_json":
+        transcript = server.speakers.get().label(audio, transcript)
+    return transcript
 
 
 def _response(transcript: Transcript, job: _Job) -> Response:
@@ -344,6 +376,8 @@ def _response(transcript: Transcript, job: _Job) -> Response:
         return JSONResponse({"text": transcript.text})
     if job.response_format == "verbose_json":
         return JSONResponse(_verbose_json(transcript, job.options.word_timestamps))
+    if job.response_format == "diarized_json":
+        return JSONResponse(_diarized_json(transcript))
     body = transcript.text + "\n" if job.response_format == "text" else render(transcript, job.response_format)
     return PlainTextResponse(body, media_type=_CONTENT_TYPES[job.response_format])
 
@@ -367,6 +401,20 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
         document["words"] = [{"word": word.text, "start": word.start_s, "end": word.end_s}
                              for segment in transcript.segments for word in segment.words]
     return document
+
+
+def _diarized_json(transcript: Transcript) -> dict:
+    """OpenAI's diarized_json (its segment ids are strings); usage is billing and is left out."""
+    return {
+        "task": "transcribe",
+        "duration": transcript.duration_s,
+        "text": transcript.text,
+        "segments": [
+            {"type": "transcript.text.segment", "id": f"seg_{index:03d}", "start": segment.start_s,
+             "end": segment.end_s, "text": segment.text, "speaker": segment.speaker}
+            for index, segment in enumerate(transcript.segments)
+        ],
+    }
 
 
 def _language_name(code: str) -> str:
