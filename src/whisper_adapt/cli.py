@@ -66,8 +66,8 @@ def transcribe(
     sample: Annotated[bool, typer.Option("--sample", help="Also transcribe the bundled Japanese sample recording.")] = False,
     speakers: Annotated[bool, typer.Option("--speakers", help="Label who speaks (S1, S2, … in order of first appearance), offline; turns on word timestamps so a segment is split where the speaker changes.")] = False,
     num_speakers: Annotated[Optional[int], typer.Option(help="The number of speakers, when known (implies --speakers).")] = None,
-    min_speakers: Annotated[int, typer.Option(help="At least this many speakers when the count is estimated.")] = 1,
-    max_speakers: Annotated[int, typer.Option(help="At most this many speakers when the count is estimated.")] = 10,
+    min_speakers: Annotated[Optional[int], typer.Option(help="At least this many speakers when the count is estimated (default 1; implies --speakers).")] = None,
+    max_speakers: Annotated[Optional[int], typer.Option(help="At most this many speakers when the count is estimated (default 10; implies --speakers).")] = None,
     speaker_names: Annotated[Optional[Path], typer.Option(help="File of 'S1: name' lines naming the labels (implies --speakers).")] = None,
     voices: Annotated[Optional[Path], typer.Option(help="Folder with one short recording per person, file name = name: speakers whose voice matches are named (implies --speakers).")] = None,
     voice_similarity: Annotated[Optional[float], typer.Option(help="Cosine similarity a speaker's voice needs to a reference voice to take its name (default 0.65).")] = None,
@@ -87,12 +87,14 @@ def transcribe(
         raise WhisperAdaptError(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     terms = load_glossary(glossary) if glossary else None
     labeller = None
-    if speakers or num_speakers is not None or speaker_names or voices:
+    if speakers or any(o is not None for o in (num_speakers, min_speakers, max_speakers, speaker_names, voices)):
         from whisper_adapt.speakers import DiarizeOptions, SpeakerOptions, load_labeller
 
+        bounds = DiarizeOptions()
+        counts = DiarizeOptions(num_speakers, bounds.min_speakers if min_speakers is None else min_speakers,
+                                bounds.max_speakers if max_speakers is None else max_speakers)
         with console.status("loading the speaker model …"):
-            labeller = load_labeller(SpeakerOptions(DiarizeOptions(num_speakers, min_speakers, max_speakers),
-                                                    speaker_names, voices, voice_similarity))
+            labeller = load_labeller(SpeakerOptions(counts, speaker_names, voices, voice_similarity))
     options = TranscribeOptions(
         language=None if language == "auto" else language, beam_size=beam_size, batch_size=batch_size, vad=vad,
         word_timestamps=word_timestamps or labeller is not None,
