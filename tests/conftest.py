@@ -222,3 +222,48 @@ def fuzz_schema(app):
     schema.config.generation.update(modes=list(GenerationMode), max_examples=FUZZ_EXAMPLES, deterministic=True,
                                     database="none")
     return schema
+
+
+@pytest.fixture(scope="session")
+def voice_clips() -> dict[str, list]:
+    """voice → its first ten packaged recordings (data/general_ja: jf_alpha, jf_gongitsune, jf_nezumi,
+    jm_kumo) as 16 kHz arrays: real voices for speaker tests, nothing synthesized."""
+    from importlib import resources
+
+    from whisper_adapt.audio import decode_audio
+    from whisper_adapt.labeled import read_audiofolder
+
+    clips, _ = read_audiofolder(Path(str(resources.files("whisper_adapt") / "data" / "general_ja")))
+    voices: dict[str, list] = {}
+    for clip in clips:
+        if len(voices.setdefault(clip.speaker, [])) < 10:
+            voices[clip.speaker].append(decode_audio(clip.audio_path))
+    return voices
+
+
+@pytest.fixture(scope="session")
+def conversation(voice_clips, tmp_path_factory):
+    """A recording of jf_alpha and jm_kumo taking turns (A B A B A B, 0.8 s pauses), its WAV path and the
+    spans [(start_s, end_s, voice)] of each turn."""
+    import numpy as np
+
+    from whisper_adapt.audio import SAMPLE_RATE, write_wav
+
+    pause = np.zeros(int(0.8 * SAMPLE_RATE), np.float32)
+    parts, spans, position = [pause], [], len(pause)
+    for index in range(6):
+        voice = ("jf_alpha", "jm_kumo")[index % 2]
+        clip = voice_clips[voice][index // 2]
+        spans.append((position / SAMPLE_RATE, (position + len(clip)) / SAMPLE_RATE, voice))
+        parts += [clip, pause]
+        position += len(clip) + len(pause)
+    path = tmp_path_factory.mktemp("conversation") / "conversation.wav"
+    write_wav(path, np.concatenate(parts))
+    return path, spans
+
+
+@pytest.fixture(scope="session")
+def speaker_embedder():
+    from whisper_adapt.speakers import load_embedder
+
+    return load_embedder()

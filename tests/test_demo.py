@@ -108,6 +108,11 @@ def test_demo_runs_the_whole_loop_on_the_tiny_model(tiny_whisper_dir, tmp_path):
     assert [s["name"] for s in summary["systems"]][:2] == ["unadapted", "unadapted+prompt"]
     assert (out / "report" / "report.html").exists() and (out / "meeting.wav").exists()
     assert (out / "minutes" / "meeting-unadapted.txt").exists()
+    minutes = (out / "minutes" / "meeting-unadapted.md").read_text(encoding="utf-8")
+    assert minutes.startswith("# meeting.wav\n") and "## Conversation" in minutes
+    speakers = summary["speakers"]  # the tiny model's babble is not judged; the figures must be there
+    assert speakers["participants"] == 4 and 0 <= speakers["lines_named_right"] <= speakers["lines"]
+    assert 0 <= speakers["der"] <= 1.5
     from whisper_adapt.corpus import open_corpus
 
     with open_corpus(out / "corpus") as corpus:
@@ -134,3 +139,31 @@ def test_real_demo_learns_the_company_words_without_forgetting(model_cache, tmp_
     assert adapted["test"]["terms"]["recall"] >= unadapted["test"]["terms"]["recall"] + 0.3
     assert adapted["general"]["cer"] <= unadapted["general"]["cer"] + 0.02
     assert result.meeting_terms["adapted"][0] > result.meeting_terms["unadapted"][0]
+
+
+def test_the_meeting_lines_are_named_by_the_enrolled_voices(tmp_path):
+    """The demo's speaker step on its real meeting (a third of the lines, from the speech bank): each
+    participant enrolled from other sentences, the lines named right (the script's text stands in for
+    Whisper's, so only the speakers are judged)."""
+    from whisper_adapt.audio import decode_audio, write_wav
+    from whisper_adapt.demo import demo_file, meeting_labeller, speaker_figures
+    from whisper_adapt.speakers import attribute_speakers
+    from whisper_adapt.transcript import Segment, Transcript
+
+    bank = speech_bank()
+    lines = [line for line in read_meeting(demo_file("meeting.txt")) if not line.murmur]
+    audio, spans = build_meeting(take_share(lines, 0.3), lambda text, voice: decode_audio(bank[(voice, text)]),
+                                 np.random.default_rng(0))
+    path = tmp_path / "meeting.wav"
+    write_wav(path, audio)
+    labeller, skipped = meeting_labeller(tmp_path, spans, lambda *_: None)
+    assert skipped == {} and sorted(p.name for p in (tmp_path / "voices").iterdir()) == [
+        "jf_alpha.wav", "jf_gongitsune.wav", "jf_nezumi.wav", "jm_kumo.wav"]
+    diarization = labeller.diarize(path)
+    script = Transcript(str(path), "ja", len(audio) / SAMPLE_RATE,
+                        tuple(Segment(s["start_s"], s["end_s"], s["text"]) for s in spans))
+    named = attribute_speakers(script, diarization.turns, labeller.names_for(diarization))
+    figures = speaker_figures(spans, diarization, named)
+    assert figures["participants"] == figures["speakers_found"] == 4
+    assert figures["lines"] == len(spans) and figures["lines_named_right"] >= 0.95 * figures["lines"]
+    assert figures["der"] < 0.1

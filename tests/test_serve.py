@@ -330,3 +330,36 @@ def _wait_for(condition, timeout_s: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_diarized_json_answers_as_openais_diarizing_model(tiny_url, conversation, tiny_whisper_dir):
+    """Speakers come from the same diarization as in-process labelling; the answer parses as the openai
+    client's TranscriptionDiarized."""
+    from whisper_adapt.speakers import load_labeller
+
+    path = conversation[0]
+    result = client(tiny_url).audio.transcriptions.create(
+        file=path.open("rb"), model="whisper-1", language="ja", response_format="diarized_json")
+    audio = decode_audio(path)
+    options = replace(FAST, language="ja", word_timestamps=True)
+    expected = load_labeller().label(audio, transcribe_audio(load_model(tiny_whisper_dir, device="cpu"), audio,
+                                                              options, path.name))
+    assert result.task == "transcribe" and result.duration == pytest.approx(expected.duration_s)
+    assert [(s.type, s.id, s.start, s.end, s.text, s.speaker) for s in result.segments] == [
+        ("transcript.text.segment", f"seg_{i:03d}", s.start_s, s.end_s, s.text, s.speaker)
+        for i, s in enumerate(expected.segments)]
+
+
+@pytest.mark.slow
+def test_base_diarizes_a_conversation_through_the_openai_client(conversation, serve_app):
+    path, spans = conversation
+    with serve_app(create_app({"base": "base"}, "base", TranscribeOptions(language="ja"), device="cpu")) as url:
+        result = client(url).audio.transcriptions.create(file=path.open("rb"), model="base",
+                                                         response_format="diarized_json")
+    voice_of = {}
+    for segment in result.segments:
+        middle = (segment.start + segment.end) / 2
+        voices = [voice for start, end, voice in spans if start - 0.5 <= middle <= end + 0.5]
+        assert voices, segment
+        assert voice_of.setdefault(voices[0], segment.speaker) == segment.speaker
+    assert voice_of == {"jf_alpha": "S1", "jm_kumo": "S2"}

@@ -277,3 +277,47 @@ def test_memory_does_not_follow_the_recording_length(tiny_whisper_dir, tmp_path)
         peaks[minutes] = float(run.stdout.split()[-1])
     print(f"\npeak RSS: 10 min {peaks[10]:.0f} MB, 60 min {peaks[60]:.0f} MB")
     assert peaks[60] < peaks[10] + 50, peaks
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--num-speakers", "0"], "number of speakers must be at least 1, not 0"),
+    (["--min-speakers", "3", "--max-speakers", "2"], "speaker bounds"),
+    (["--speaker-names", "nowhere.txt"], "cannot read the speaker names"),
+    (["--voices", "nowhere"], "voices folder does not exist"),
+])
+def test_cli_speaker_options_are_checked_before_any_work(args, message, capsys, tmp_path):
+    assert main(["transcribe", str(tmp_path / "x.wav"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_names_the_non_audio_file_in_the_voices_folder(tmp_path, capsys):
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "田中.txt").write_text("not a voice")
+    assert main(["transcribe", str(tmp_path / "x.wav"), "--voices", str(voices)]) == 2
+    err = capsys.readouterr().err
+    assert "田中.txt" in err and "not a recording" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_base_writes_minutes_with_each_speaker_named(base_model, conversation, voice_clips, tmp_path):
+    """Real base and real voices: every segment is under the name of the voice that spoke it, in every
+    format, and the minutes list both participants."""
+    path, spans = conversation
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    for voice in ("jf_alpha", "jm_kumo"):  # other sentences than the conversation's (clips 0–2)
+        write_wav(voices / f"{voice}.wav", np.concatenate(voice_clips[voice][6:9]))
+    out = tmp_path / "out"
+    assert main(["transcribe", str(path), "--voices", str(voices), "--out", str(out), "--device", "cpu",
+                 "--format", "json,md,vtt,txt"]) == 0
+    segments = json.loads((out / "conversation.json").read_text())["segments"]
+    assert len(segments) >= 6
+    for segment in segments:
+        middle = (segment["start"] + segment["end"]) / 2
+        assert segment["speaker"] == next(v for s, e, v in spans if s - 0.4 <= middle <= e + 0.4), segment
+        assert all(word["speaker"] == segment["speaker"] for word in segment["words"])
+    minutes = (out / "conversation.md").read_text()
+    assert "| jf_alpha |" in minutes and "| jm_kumo |" in minutes and minutes.count("**jm_kumo** · ") == 3
+    assert "<v jf_alpha>" in (out / "conversation.vtt").read_text()

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.transcript import Segment, Transcript, Word
 from whisper_adapt.writers import FORMATS, render, write_transcript
 
@@ -29,7 +30,7 @@ TRANSCRIPT = Transcript(
 
 
 def test_formats():
-    assert FORMATS == ("txt", "srt", "vtt", "json")
+    assert FORMATS == ("txt", "srt", "vtt", "json", "md")
 
 
 def test_txt_is_one_segment_per_line():
@@ -95,7 +96,7 @@ def test_json_keeps_japanese_readable():
 
 
 def test_unknown_format_lists_the_valid_ones():
-    expected = "unknown output format 'docx'; choose from txt, srt, vtt, json"
+    expected = "unknown output format 'docx'; choose from txt, srt, vtt, json, md"
     with pytest.raises(WhisperAdaptError, match=expected):
         render(TRANSCRIPT, "docx")
 
@@ -117,7 +118,7 @@ def test_write_transcript_replaces_an_existing_file(tmp_path: Path):
 
 
 def test_an_unknown_format_writes_nothing(tmp_path: Path):
-    with pytest.raises(WhisperAdaptError, match="choose from txt, srt, vtt, json"):
+    with pytest.raises(WhisperAdaptError, match="choose from txt, srt, vtt, json, md"):
         write_transcript(TRANSCRIPT, tmp_path, ["txt", "docx"])
     assert list(tmp_path.iterdir()) == []
 
@@ -127,3 +128,78 @@ def test_unwritable_output_is_our_error(tmp_path: Path):
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(WhisperAdaptError, match="cannot write the transcript"):
         write_transcript(TRANSCRIPT, blocker, ["txt"])
+
+
+# A conversation with speakers: 田中 twice in a row (one turn), S2, then 田中 again.
+SPOKEN = Transcript(
+    source="/recordings/朝会_2026.m4a", language="ja", duration_s=125.0, recorded_on="2026-12-05",
+    segments=(
+        Segment(1.0, 4.0, "上期の報告です。", speaker="田中",
+                words=(Word(1.0, 2.0, "上期の", 0.9, "田中"), Word(2.0, 4.0, "報告です。", 0.8, "田中"))),
+        Segment(4.5, 7.0, "かみきは好調でした。", speaker="田中"),
+        Segment(8.0, 9.0, "はい", speaker="S2"),
+        Segment(65.0, 70.0, "*重要*な <点> です", speaker="田中"),
+    ),
+)
+
+
+def test_every_format_carries_the_speakers():
+    assert render(SPOKEN, "txt") == "田中:\n上期の報告です。\nかみきは好調でした。\n\nS2:\nはい\n\n田中:\n*重要*な <点> です\n"
+    assert render(SPOKEN, "srt").split("\n\n")[2] == "3\n00:00:08,000 --> 00:00:09,000\nS2: はい"
+    assert render(SPOKEN, "vtt").split("\n\n")[3] == "00:00:08.000 --> 00:00:09.000\n<v S2>はい"
+    segments = json.loads(render(SPOKEN, "json"))["segments"]
+    assert [s["speaker"] for s in segments] == ["田中", "田中", "S2", "田中"]
+    assert [w["speaker"] for w in segments[0]["words"]] == ["田中", "田中"]
+
+
+def test_without_speakers_no_format_mentions_them():
+    for fmt in ("txt", "srt", "vtt", "json"):
+        assert "speaker" not in render(TRANSCRIPT, fmt) and "<v " not in render(TRANSCRIPT, fmt)
+
+
+def test_minutes_read_as_a_document():
+    glossary = parse_glossary("上期 (かみき) ← かみき\n")
+    minutes = render(SPOKEN, "md", glossary)
+    assert minutes == (
+        "# 朝会_2026.m4a\n"
+        "\n"
+        "- Date: 2026-12-05\n"
+        "- Duration: 0:02:05\n"
+        "\n"
+        "## Participants\n"
+        "\n"
+        "| Speaker | Speaking time | Share |\n"
+        "|---|---:|---:|\n"
+        "| 田中 | 0:00:10 | 91% |\n"
+        "| S2 | 0:00:01 | 9% |\n"
+        "\n"
+        "## Conversation\n"
+        "\n"
+        "**田中** · 0:00:01\n"
+        "\n"
+        "**上期**の報告です。かみきは好調でした。\n"
+        "\n"
+        "**S2** · 0:00:08\n"
+        "\n"
+        "はい\n"
+        "\n"
+        "**田中** · 0:01:05\n"
+        "\n"
+        "\\*重要\\*な \\<点\\> です\n"
+    )
+
+
+def test_minutes_without_speakers_break_paragraphs_at_long_pauses():
+    plain = Transcript("talk.wav", "en", 30.0, (Segment(0.0, 2.0, "Hello there."), Segment(2.5, 4.0, "Welcome."),
+                                                Segment(12.0, 14.0, "Next item.")))
+    minutes = render(plain, "md")
+    assert "## Participants" not in minutes and "Date" not in minutes
+    assert minutes.split("## Conversation\n\n")[1] == "0:00:00\n\nHello there. Welcome.\n\n0:00:12\n\nNext item.\n"
+    assert "*Nothing was said.*" in render(Transcript("quiet.wav", "ja", 5.0, ()), "md")
+
+
+def test_write_transcript_bolds_the_glossary_terms_in_minutes_only(tmp_path: Path):
+    glossary = parse_glossary("上期 (かみき)\n")
+    paths = write_transcript(SPOKEN, tmp_path, ["md", "txt"], glossary=glossary)
+    assert "**上期**の報告です。" in paths[0].read_text(encoding="utf-8")
+    assert "**" not in paths[1].read_text(encoding="utf-8")

@@ -54,7 +54,7 @@ def transcribe(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Audio or video files (wav, mp3, m4a, mp4, …).")] = None,
     model: ModelOpt = "base",
     language: Annotated[str, typer.Option(help="Spoken language code; 'auto' to detect per file.", callback=check.language_or_auto)] = "ja",
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json.", callback=check.output_formats)] = "txt,srt,vtt,json",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json, md (minutes).", callback=check.output_formats)] = "txt,srt,vtt,json",
     out: Annotated[Path, typer.Option(help="Directory for the transcripts (created if missing).")] = Path("transcripts"),
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its misrecognitions are replaced by the terms.")] = None,
     prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = False,
@@ -65,8 +65,16 @@ def transcribe(
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
     sample: Annotated[bool, typer.Option("--sample", help="Also transcribe the bundled Japanese sample recording.")] = False,
+    speakers: Annotated[bool, typer.Option("--speakers", help="Label who speaks (S1, S2, … in order of first appearance), offline; turns on word timestamps so a segment is split where the speaker changes.")] = False,
+    num_speakers: Annotated[Optional[int], typer.Option(help="The number of speakers, when known (implies --speakers).")] = None,
+    min_speakers: Annotated[Optional[int], typer.Option(help="At least this many speakers when the count is estimated (default 1; implies --speakers).")] = None,
+    max_speakers: Annotated[Optional[int], typer.Option(help="At most this many speakers when the count is estimated (default 10; implies --speakers).")] = None,
+    speaker_names: Annotated[Optional[Path], typer.Option(help="File of 'S1: name' lines naming the labels (implies --speakers).")] = None,
+    voices: Annotated[Optional[Path], typer.Option(help="Folder with one short recording per person, file name = name: speakers whose voice matches are named (implies --speakers).")] = None,
+    voice_similarity: Annotated[Optional[float], typer.Option(help="Cosine similarity a speaker's voice needs to a reference voice to take its name (default 0.65).")] = None,
 ) -> None:
-    """Transcribe recordings to txt / srt / vtt / json, with guards against loops and silence hallucinations."""
+    """Transcribe recordings to txt / srt / vtt / json / md minutes, with guards against loops and silence
+    hallucinations, and optionally who spoke."""
     from whisper_adapt.glossary import load_glossary, prompt_text
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_files
     inputs = list(files or []) + ([sample_recording()] if sample else [])
@@ -74,14 +82,24 @@ def transcribe(
         raise WhisperAdaptError("no input files (give some, or --sample for the bundled recording)")
     chosen = formats.split(",")  # checked at parse time
     terms = load_glossary(glossary) if glossary else None
+    labeller = None
+    if speakers or any(o is not None for o in (num_speakers, min_speakers, max_speakers, speaker_names, voices)):
+        from whisper_adapt.speakers import DiarizeOptions, SpeakerOptions, load_labeller
+
+        bounds = DiarizeOptions()
+        counts = DiarizeOptions(num_speakers, bounds.min_speakers if min_speakers is None else min_speakers,
+                                bounds.max_speakers if max_speakers is None else max_speakers)
+        with console.status("loading the speaker model …"):
+            labeller = load_labeller(SpeakerOptions(counts, speaker_names, voices, voice_similarity))
     options = TranscribeOptions(
         language=None if language == "auto" else language, beam_size=beam_size, batch_size=batch_size, vad=vad,
-        word_timestamps=word_timestamps, initial_prompt=prompt_text(terms) if terms and prompt_glossary else None,
+        word_timestamps=word_timestamps or labeller is not None,
+        initial_prompt=prompt_text(terms) if terms and prompt_glossary else None,
     )
     with console.status(f"loading model {escape(model)} …"):
         whisper = load_model(model, device=device, compute_type=compute_type)
     with _progress() as progress:
-        result = transcribe_files(inputs, out, chosen, whisper, options, terms, _progress_callback(progress))
+        result = transcribe_files(inputs, out, chosen, whisper, options, terms, _progress_callback(progress), labeller)
     for path in result.written:
         console.print(f"wrote {escape(str(path))}")
     _report_failures(result.failures, len(inputs))
@@ -347,17 +365,22 @@ def serve(
     request_deadline_s: Annotated[float, typer.Option(help="Seconds a client has to send its upload; a slower one gets 408 and frees its place.", callback=check.above_zero)] = 120.0,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
+    speaker_names: Annotated[Optional[Path], typer.Option(help="File of 'S1: name' lines naming the speakers of diarized_json answers.")] = None,
+    voices: Annotated[Optional[Path], typer.Option(help="Folder with one short recording per person (file name = name) naming the speakers of diarized_json answers.")] = None,
 ) -> None:
-    """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine."""
+    """Serve OpenAI's audio transcription API (POST /v1/audio/transcriptions) on this machine; the
+    diarized_json format labels speakers, offline."""
     from whisper_adapt.access import check_bind
     from whisper_adapt.serve import Limits, create_app, model_specs, preload, run_server
+    from whisper_adapt.speakers import SpeakerOptions
     from whisper_adapt.transcribe import TranscribeOptions
 
     check_bind(host, token)
     specs = model_specs(model)
     options = TranscribeOptions(language=None if language == "auto" else language, beam_size=beam_size)
     limits = Limits(round(max_upload_mb * 1e6), max_audio_minutes * 60, request_deadline_s, max_pending)
-    server = create_app(specs, next(iter(specs)), options, token, limits, device, compute_type)
+    server = create_app(specs, next(iter(specs)), options, token, limits, device, compute_type,
+                        SpeakerOptions(names_file=speaker_names, voices_dir=voices))
     with console.status(f"loading model {escape(next(iter(specs)))} …"):
         preload(server)
     console.print(f"serving {escape(', '.join(specs))} at http://{host}:{port}/v1"
@@ -557,6 +580,13 @@ def demo(
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(result.report))
     for name, (right, said) in result.meeting_terms.items():
         console.print(f"meeting minutes ({escape(name)}): {right} of {said} glossary terms written right")
+    figures = result.speakers
+    if "der" in figures:
+        console.print(f"speakers: {figures['speakers_found']} found of {figures['participants']}, diarization error "
+                      f"{figures['der']:.1%}, {figures['lines_named_right']} of {figures['lines']} lines under the "
+                      "right name")
+    elif figures:
+        console.print(f"[yellow]speakers skipped: {escape(str(figures['skipped']))}[/yellow]")
     if result.adapter_dir is None:
         console.print("[yellow]no epoch beat the unadapted model within the forgetting budget: no adapter[/yellow]")
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())

@@ -16,6 +16,10 @@ pointed here. Safety decisions, made once here:
 - audio is transcribed in windows (transcribe_path), so memory does not grow with its length.
 Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so clients raise their usual
 exceptions.
+
+`response_format=diarized_json` answers as OpenAI's diarizing model does (`segments` of
+`transcript.text.segment` with `speaker`, `start`, `end`, `text`), the speakers found here, offline:
+the speaker model is loaded on the first such request and shared, like the Whisper models.
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ from whisper_adapt.access import bearer_token, check_request
 from whisper_adapt.audio import decoded_duration_s
 from whisper_adapt.errors import AudioError, TooLongError, WhisperAdaptError
 from whisper_adapt.languages import language_name, parse_language
+from whisper_adapt.speakers import SpeakerOptions
 from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_path
 from whisper_adapt.transcript import Transcript
 from whisper_adapt.writers import render
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 # OpenAI's name for its hosted Whisper: clients that hard-code it get the default model.
 OPENAI_MODEL_ALIAS = "whisper-1"
 # Seconds a turned-away client is asked to wait: about one short clip's transcription on a CPU.
@@ -115,6 +120,23 @@ class ModelStore:
             return self._loaded[name]
 
 
+class SpeakerStore:
+    """The speaker labeller, loaded once on the first request that asks for speakers."""
+
+    def __init__(self, options: SpeakerOptions, device: str):
+        self.options, self._device = options, device
+        self._labeller = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        from whisper_adapt.speakers import load_labeller
+
+        with self._lock:
+            if self._labeller is None:
+                self._labeller = load_labeller(self.options, "cuda" if self._device == "cuda" else "cpu")
+            return self._labeller
+
+
 class Admission:
     """Counts requests from acceptance to answer; beyond `limit` a new one is turned away."""
 
@@ -167,6 +189,7 @@ class _Server:
     limits: Limits
     admission: Admission
     executor: ThreadPoolExecutor
+    speakers: SpeakerStore
 
 
 @dataclass(frozen=True)
@@ -181,11 +204,12 @@ class _Job:
 
 def create_app(models: Mapping[str, str], default: str, options: TranscribeOptions = TranscribeOptions(),
                token: str | None = None, limits: Limits = Limits(), device: str = "auto",
-               compute_type: str = "auto") -> FastAPI:
-    """The server's ASGI app; `models` maps served names to model specs (anything `load_model` takes)."""
+               compute_type: str = "auto", speakers: SpeakerOptions = SpeakerOptions()) -> FastAPI:
+    """The server's ASGI app; `models` maps served names to model specs (anything `load_model` takes);
+    `speakers` configures the labels of `diarized_json` answers (reference voices, names)."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper-adapt-serve")
     server = _Server(ModelStore(models, default, device, compute_type), options, limits,
-                     Admission(limits.max_pending), executor)
+                     Admission(limits.max_pending), executor, SpeakerStore(speakers, device))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -206,8 +230,10 @@ def create_app(models: Mapping[str, str], default: str, options: TranscribeOptio
 
 def preload(app: FastAPI) -> None:
     """Load the default model now, so a bad model fails at start-up and the first request is not slow."""
-    store = _server(app).models
-    store.get(store.default)
+    server = _server(app)
+    server.models.get(server.models.default)
+    if server.speakers.options.voices_dir or server.speakers.options.names_file:  # a bad folder fails now
+        server.speakers.get()
 
 
 def run_server(app: FastAPI, host: str, port: int) -> None:
@@ -329,7 +355,9 @@ def _parse_job(form: FormData, server: _Server) -> _Job:
         language=_language(_text_field(form, "language"), server.options.language),
         initial_prompt=_text_field(form, "prompt") or server.options.initial_prompt,
         temperatures=_temperatures(_text_field(form, "temperature"), server.options.temperatures),
-        word_timestamps="word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps,
+        # Diarized answers split segments where the speaker changes, which takes the words' times.
+        word_timestamps=("word" in form.getlist("timestamp_granularities[]") or server.options.word_timestamps
+                         or response_format == "diarized_json"),
     )
     return _Job(server.models.name_for(_text_field(form, "model")), upload.filename or "upload", response_format,
                 options)
@@ -396,8 +424,11 @@ def _audio_errors(filename: str):
 
 def _transcribe(server: _Server, job: _Job, path: Path) -> Transcript:
     with _audio_errors(job.filename):
-        return transcribe_path(server.models.get(job.model), path, job.options, source=job.filename,
-                               max_duration_s=server.limits.max_audio_s)
+        transcript = transcribe_path(server.models.get(job.model), path, job.options, source=job.filename,
+                                     max_duration_s=server.limits.max_audio_s)
+        if job.response_format == "diarized_json":
+            transcript = server.speakers.get().label(path, transcript)
+    return transcript
 
 
 def _response(transcript: Transcript, job: _Job) -> Response:
@@ -405,6 +436,8 @@ def _response(transcript: Transcript, job: _Job) -> Response:
         return JSONResponse({"text": transcript.text})
     if job.response_format == "verbose_json":
         return JSONResponse(_verbose_json(transcript, job.options.word_timestamps))
+    if job.response_format == "diarized_json":
+        return JSONResponse(_diarized_json(transcript))
     body = transcript.text + "\n" if job.response_format == "text" else render(transcript, job.response_format)
     return PlainTextResponse(body, media_type=_CONTENT_TYPES[job.response_format])
 
@@ -428,6 +461,20 @@ def _verbose_json(transcript: Transcript, words: bool) -> dict:
         document["words"] = [{"word": word.text, "start": word.start_s, "end": word.end_s}
                              for segment in transcript.segments for word in segment.words]
     return document
+
+
+def _diarized_json(transcript: Transcript) -> dict:
+    """OpenAI's diarized_json (its segment ids are strings); usage is billing and is left out."""
+    return {
+        "task": "transcribe",
+        "duration": transcript.duration_s,
+        "text": transcript.text,
+        "segments": [
+            {"type": "transcript.text.segment", "id": f"seg_{index:03d}", "start": segment.start_s,
+             "end": segment.end_s, "text": segment.text, "speaker": segment.speaker}
+            for index, segment in enumerate(transcript.segments)
+        ],
+    }
 
 
 def _error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict:

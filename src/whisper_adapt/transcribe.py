@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +19,9 @@ from whisper_adapt.errors import TooLongError, WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements
 from whisper_adapt.guards import GuardOptions, apply_guards
 from whisper_adapt.transcript import Segment, Transcript, Word
+
+if TYPE_CHECKING:
+    from whisper_adapt.speakers import SpeakerLabeller
 
 # (file, seconds done, seconds total): how the caller draws its progress bar.
 ProgressFn = Callable[[str, float, float], None]
@@ -236,8 +241,10 @@ def transcribe_files(
     options: TranscribeOptions = TranscribeOptions(),
     glossary: Glossary | None = None,
     on_progress: ProgressFn | None = None,
+    speakers: SpeakerLabeller | None = None,
 ) -> BatchResult:
-    """Transcribe each file and write the chosen formats; a bad file is recorded and the batch goes on."""
+    """Transcribe each file and write the chosen formats; a bad file is recorded and the batch goes on.
+    With `speakers`, each recording is also diarized and its segments and words carry speaker labels."""
     from whisper_adapt.writers import write_transcript
 
     result = BatchResult()
@@ -245,7 +252,10 @@ def transcribe_files(
     for path in files:
         try:
             transcript = transcribe_path(model, path, options, glossary, _file_progress(path, on_progress))
-            result.written += write_transcript(transcript, out_dir, formats, stems[path])
+            transcript = replace(transcript, recorded_on=recording_date(path))
+            if speakers is not None:
+                transcript = speakers.label(path, transcript, glossary, _speaker_progress(on_progress, transcript))
+            result.written += write_transcript(transcript, out_dir, formats, stems[path], glossary)
         except WhisperAdaptError as e:
             result.failures.append(e)
     return result
@@ -255,6 +265,20 @@ def _file_progress(path: Path, on_progress: ProgressFn | None) -> progress.Progr
     if on_progress is None:
         return None
     return lambda event: on_progress(str(path), event.done, event.total or event.done)
+
+
+def _speaker_progress(on_progress: ProgressFn | None, transcript: Transcript):
+    if on_progress is None:
+        return progress.ignore
+    return lambda event: on_progress(event.stage, min(event.done, transcript.duration_s), transcript.duration_s)
+
+
+def recording_date(path: Path) -> str:
+    """The day the recording was last written (a recorder writes the file as the meeting ends), ISO."""
+    try:
+        return datetime.date.fromtimestamp(path.stat().st_mtime).isoformat()
+    except OSError as e:
+        raise WhisperAdaptError(f"cannot read the file's date: {e.strerror}", path) from e
 
 
 def output_stems(files: Sequence[Path]) -> dict[Path, str]:

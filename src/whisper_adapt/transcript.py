@@ -1,4 +1,5 @@
-"""What a transcription produces: segments with timings and the decoder's confidence figures."""
+"""What a transcription produces: segments with timings and the decoder's confidence figures, and who
+spoke each segment and word when speakers were asked for (`speaker` None otherwise)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ class Word:
     end_s: float
     text: str
     probability: float
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Segment:
     no_speech_prob: float = 0.0
     compression_ratio: float = 1.0
     words: tuple[Word, ...] = ()
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Transcript:
     duration_s: float
     segments: tuple[Segment, ...]
     dropped: tuple[tuple[Segment, str], ...] = field(default=())
+    recorded_on: str | None = None  # ISO date of the recording, for the minutes' heading
 
     @property
     def text(self) -> str:

