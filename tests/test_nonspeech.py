@@ -63,6 +63,9 @@ def test_each_kind_of_non_speech_sounds_like_itself():
     assert np.abs(clicks).max() > 20 * np.sqrt(np.mean(clicks**2))  # short bursts over near-silence
     assert 0.005 < np.sqrt(np.mean(sounds["room"] ** 2)) < 0.02
     assert not sounds["quiet"].any()
+    tone_spectrum = np.abs(np.fft.rfft(sounds["tones"][: SAMPLE_RATE // 20] * np.hanning(SAMPLE_RATE // 20))) ** 2
+    flatness = np.exp(np.mean(np.log(tone_spectrum + 1e-20))) / np.mean(tone_spectrum)
+    assert flatness < 0.05 and np.abs(sounds["tones"]).max() == pytest.approx(0.1)  # notes, not noise
 
 
 def test_bad_requests_are_refused():

@@ -63,7 +63,8 @@ def tiny_eval(tiny_whisper_dir, audiofolder_set, synth_wav, tmp_path_factory):
         "--longform", str(work / "longform"),
         "--glossary", str(work / "terms.txt"), "--model", str(tiny_whisper_dir),
         "--system", f"copy={tiny_whisper_dir}", "--beam-size", "1", "--numerals", "--bootstrap", "300",
-        "--seed", "7", "--device", "cpu", "--compute-type", "int8", "--out", str(out)])
+        "--seed", "7", "--perturb", "--perturb-seed", "5", "--device", "cpu", "--compute-type", "int8",
+        "--out", str(out)])
     return status, stdout, out
 
 
@@ -76,7 +77,7 @@ def test_eval_prints_and_writes_the_side_by_side_comparison(tiny_eval):
                      "copy", "copy+dictionary"]
     for name in names:
         assert name in stdout
-    assert "forgetting ΔCER" in stdout and "non-speech chars/min" in stdout
+    assert "forgetting ΔCER" in stdout and "non-speech chars/min" in stdout and "shifted term recall" in stdout
     assert all(column in stdout for column in LONGFORM_COLUMNS)
     # Every option reached the report.
     settings = report["settings"]
@@ -115,6 +116,30 @@ def test_report_numbers_match_a_direct_computation(tiny_eval):
     assert by_name["copy"]["model_sha256"] == by_name["unadapted"]["model_sha256"]
     assert report["datasets"]["nonspeech"]["items"] == 1 and report["datasets"]["test"]["items"] == 3
     assert report["datasets"]["longform"]["items"] == 1
+
+
+def test_perturb_scores_the_test_clips_through_rooms_and_noise_beside_the_clean_ones(tiny_eval):
+    from whisper_adapt.eval_run import Item, shifted_items
+
+    _, _, out = tiny_eval
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    shifted = report["datasets"]["shifted"]
+    assert shifted["items"] == 3 and shifted["perturbation"]["seed"] == 5
+    assert [c["id"] for c in report["clips"]["shifted"]] == [c["id"] for c in report["clips"]["test"]]
+    assert set(shifted["perturbation"]["chains"]) == {c["id"] for c in report["clips"]["test"]}
+    refs = [c["reference"] for c in report["clips"]["shifted"]]
+    for system in report["systems"]:
+        hyps = [c["hypotheses"][system["name"]] for c in report["clips"]["shifted"]]
+        assert system["shifted"]["cer"] == pytest.approx(_jiwer_cer(refs, hyps, numerals=True))
+    clean = [Item(c["id"], Path(c["audio_path"]), c["reference"], decode_audio(c["audio_path"]))
+             for c in report["clips"]["test"]]
+    first, chains = shifted_items(clean, 5)
+    again, _ = shifted_items(clean, 5)
+    other, _ = shifted_items(clean, 6)
+    assert chains == shifted["perturbation"]["chains"]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(first, again))  # the seed decides everything
+    assert any(not np.array_equal(a.audio, c.audio) for a, c in zip(first, clean))
+    assert any(not np.array_equal(a.audio, b.audio) for a, b in zip(first, other))
 
 
 def test_report_longform_figures_match_the_segments_it_lists(tiny_eval):

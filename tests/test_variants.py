@@ -11,6 +11,7 @@ import pytest
 from whisper_adapt.audio import audio_duration_s, decode_audio
 from whisper_adapt.augment import AugmentOptions
 from whisper_adapt.train.assemble import TrainData, shipped_general_set
+from whisper_adapt.nonspeech import KINDS as NONSPEECH_KINDS
 from whisper_adapt.train.variants import add_acoustics
 
 
@@ -75,7 +76,7 @@ def test_nonspeech_clips_are_a_share_of_the_epoch_in_every_kind(data, tmp_path):
     assert augmented.nonspeech_per_epoch == round(speech_per_epoch * 0.2 / 0.8)
     assert len(augmented.nonspeech) == augmented.nonspeech_per_epoch * 3  # the replay's rotation
     kinds = {clip.clip_id.rsplit("-", 1)[1] for clip in augmented.nonspeech + augmented.nonspeech_check}
-    assert kinds == {"room", "murmur", "clicks", "tones", "silence"}
+    assert kinds == set(NONSPEECH_KINDS)
     assert len(augmented.nonspeech_check) == 10 and all(c.text == "" for c in augmented.nonspeech)
     off = add_acoustics(data, AugmentOptions(nonspeech_share=0.0), tmp_path / "off", seed=0)
     assert off.nonspeech == [] and off.nonspeech_check == [] and off.nonspeech_per_epoch == 0
@@ -114,3 +115,33 @@ def test_training_with_nonspeech_raises_the_no_speech_probability(tiny_whisper_d
     state = json.loads((tmp_path / "checkpoints" / "epoch-3" / "state.json").read_text())
     described = state["config"]["data"]["augment"]  # what adapter.json's "training" holds too
     assert described["variants"] == 1 and described["variant_clips"] == 6 and described["nonspeech_clips"] > 0
+
+
+@pytest.fixture(scope="module")
+def voices() -> list[np.ndarray]:
+    return [decode_audio(clip.audio_path) for clip in shipped_general_set()[:10]]
+
+
+@pytest.mark.parametrize("kind", ["room", "keyboard", "quiet"])
+def test_background_sounds_hold_no_speech_for_vad(kind, voices):
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from whisper_adapt.audio import SAMPLE_RATE
+    from whisper_adapt.train.variants import training_nonspeech
+
+    for seed in range(3):
+        sound = training_nonspeech(kind, 6.0, np.random.default_rng(seed), voices)
+        assert len(sound) == 6 * SAMPLE_RATE and np.abs(sound).max() <= 0.5
+        assert get_speech_timestamps(sound, VadOptions()) == []
+
+
+def test_training_murmur_is_voices_behind_a_wall(voices):
+    """Many talkers, low-passed below 1.2 kHz: the sound of a meeting next door, with no word to write."""
+    from whisper_adapt.audio import SAMPLE_RATE
+    from whisper_adapt.train.variants import training_nonspeech
+
+    murmur = training_nonspeech("murmur", 6.0, np.random.default_rng(0), voices)
+    spectrum = np.abs(np.fft.rfft(murmur)) ** 2
+    frequencies = np.fft.rfftfreq(len(murmur), 1 / SAMPLE_RATE)
+    assert spectrum[frequencies > 1300].sum() < 1e-3 * spectrum[(frequencies > 100) & (frequencies < 1000)].sum()
+    assert -46 < 10 * np.log10(np.mean(murmur.astype(np.float64) ** 2)) < -24

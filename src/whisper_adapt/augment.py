@@ -11,7 +11,6 @@ A chain is a plain JSON-able dict drawn from a seeded generator (`draw_chain`), 
 the variants it trained on can be listed in adapter.json, and the same chain renders the same audio. Room
 impulse responses come from pyroomacoustics (shoebox rooms by the image-source method) or from measured
 responses the user supplies; filters, convolution and resampling from scipy.signal; codecs from PyAV.
-`nonspeech_sound` makes the sounds a meeting holds where nobody speaks, for training the no-speech answer.
 """
 
 from __future__ import annotations
@@ -27,9 +26,6 @@ import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, lossy_round_trip
 from whisper_adapt.errors import WhisperAdaptError
-
-NONSPEECH_KINDS = ("room", "murmur", "clicks", "tones", "silence")
-
 
 @dataclass(frozen=True)
 class AugmentOptions:
@@ -275,63 +271,15 @@ def _source_near(microphone: np.ndarray, size: np.ndarray, distance: float, rng:
     return np.clip(position, [0.3, 0.3, 1.0], size - [0.3, 0.3, 0.8])
 
 
-def nonspeech_sound(kind: str, duration_s: float, rng: np.random.Generator,
-                    babble: Sequence[np.ndarray] = ()) -> np.ndarray:
-    """What a meeting recording holds where nobody speaks to it: `kind` from NONSPEECH_KINDS.
-
-    Murmur is speech no one could transcribe: several talkers at once behind a wall (low-passed), or
-    played backwards — never a clear voice, which must stay speech.
-    """
-    length = round(duration_s * SAMPLE_RATE)
-    level_db = rng.uniform(-45, -25)
-    if kind == "room":
-        sound = colored_noise(length, str(rng.choice(["pink", "brown"])), rng)
-        hum_hz = rng.choice([50.0, 60.0])
-        time = np.arange(length) / SAMPLE_RATE
-        sound += 0.3 * sum(np.sin(2 * np.pi * hum_hz * h * time) / h for h in (1, 2, 3))
-    elif kind == "murmur":
-        if not babble:
-            raise ValueError("murmur needs voices to mix")
-        picked = rng.choice(len(babble), size=min(len(babble), int(rng.integers(4, 8))), replace=False)
-        voices = [babble[i][::-1] if rng.random() < 0.5 else babble[i] for i in picked]
-        sound = band_limit(babble_mix(voices, length, rng), 80, float(rng.uniform(500, 1200)))
-    elif kind == "clicks":
-        sound = _clicks(length, rng)
-    elif kind == "tones":
-        sound = _tones(length, rng)
-    elif kind == "silence":
-        sound = colored_noise(length, "white", rng)
-        level_db = rng.uniform(-75, -60)
-    else:
-        raise ValueError(f"unknown non-speech kind {kind!r}")
-    sound = sound / max(np.sqrt(np.mean(sound**2)), 1e-12) * 10 ** (level_db / 20)
-    # Impulsive sounds (typing) at that average level would peak near full scale: keep peaks below -6 dBFS.
-    return (sound / max(1.0, np.abs(sound).max() / 0.5)).astype(np.float32)
-
-
-def _clicks(length: int, rng: np.random.Generator) -> np.ndarray:
-    """Typing: short decaying bursts at irregular intervals (3–10 a second)."""
-    sound = np.zeros(length, np.float32)
-    position = 0
-    while True:
-        position += int(rng.exponential(SAMPLE_RATE / rng.uniform(3, 10)))
-        burst_len = int(rng.uniform(0.005, 0.02) * SAMPLE_RATE)
-        if position + burst_len >= length:
-            return sound + 0.01 * rng.standard_normal(length).astype(np.float32)
-        decay = np.exp(-np.arange(burst_len) / (burst_len / 4))
-        sound[position:position + burst_len] += rng.uniform(0.3, 1) * decay * rng.standard_normal(burst_len)
-
-
-def _tones(length: int, rng: np.random.Generator) -> np.ndarray:
-    """Music-like: a line of notes with harmonics and soft attacks (a ringtone, hold music)."""
-    sound = np.zeros(length, np.float32)
-    position = 0
-    while position < length:
-        note_len = min(int(rng.uniform(0.15, 0.6) * SAMPLE_RATE), length - position)
-        pitch_hz = 220 * 2 ** (int(rng.integers(0, 24)) / 12)
-        time = np.arange(note_len) / SAMPLE_RATE
-        note = sum(np.sin(2 * np.pi * pitch_hz * h * time) / h for h in (1, 2, 3))
-        envelope = np.minimum(1, time / 0.01) * np.exp(-time / rng.uniform(0.1, 0.5))
-        sound[position:position + note_len] = note * envelope
-        position += note_len
-    return sound
+def perturb(clips: Sequence[tuple[str, str, np.ndarray]], seed: int, options: AugmentOptions = AugmentOptions(),
+            babble: Sequence[tuple[str, str, Path]] = ()) -> list[tuple[np.ndarray, dict]]:
+    """(audio, chain) of each (id, text, audio) clip heard through a chain drawn by `seed` — the training's
+    augmentation as a shifted test condition. `babble` (id, text, audio file) are the other talkers; a clip
+    never hears its own words among them."""
+    paths = {clip_id: path for clip_id, _, path in babble}
+    out = []
+    for clip_id, text, audio in clips:
+        others = [other_id for other_id, other_text, _ in babble if other_text != text]
+        chain = draw_chain(clip_rng(seed, "perturb", clip_id), options, others)
+        out.append((render(audio, chain, options, seed, lambda other: decode_audio(paths[other])), chain))
+    return out

@@ -535,6 +535,8 @@ def eval_(
     numerals: Annotated[bool, typer.Option(help="Score 三 and 3 (十五 and 15 …) as equal.")] = False,
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples for the forgetting interval.", min=1)] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    perturb: Annotated[bool, typer.Option("--perturb", help="Also score the test set heard through rooms, other talkers, noise and codecs (training's augmentation chain, its own seed): clean and shifted side by side.")] = False,
+    perturb_seed: Annotated[int, typer.Option(help="Seed of the --perturb chains.")] = 1,
     device: DeviceOpt = "auto",
     compute_type: ComputeTypeOpt = "auto",
 ) -> None:
@@ -549,7 +551,7 @@ def eval_(
     adapted = [tuple(part.strip() for part in item.split("=", 1)) for item in system or []]  # checked at parse time
     systems = plan_systems(model, adapted, [c.strip() for c in compare.split(",") if c.strip()], load_glossary(glossary))
     options = EvalOptions(beam_size=beam_size, device=device, compute_type=compute_type, numerals=numerals,
-                          bootstrap_samples=bootstrap, seed=seed)
+                          bootstrap_samples=bootstrap, seed=seed, perturb_seed=perturb_seed if perturb else None)
     with Progress(console=console) as progress:
         task = progress.add_task("decoding", total=None)
         report = run_evaluation(test, glossary, systems, general, nonspeech, options,

@@ -20,6 +20,7 @@ import numpy as np
 
 from whisper_adapt import evaluate
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
+from whisper_adapt.augment import AugmentOptions, describe
 from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements, load_glossary, prompt_text
@@ -60,6 +61,10 @@ class EvalOptions:
     numerals: bool = False
     bootstrap_samples: int = 2000
     seed: int = 0
+    # Also score the test set heard through training's augmentation chain (rooms, other talkers, noise,
+    # codecs), drawn by this seed — never one a training run draws from (`train` seeds its chains with
+    # its own --seed and a "variant"/"replay" key, this with a "perturb" key). None: clean only.
+    perturb_seed: int | None = None
 
 
 def plan_systems(model: str, adapted: Sequence[tuple[str, str]], compare: Sequence[str], glossary: Glossary) -> list[System]:
@@ -161,6 +166,18 @@ def _longform_items(folder: Path, failures: list[WhisperAdaptError]) -> list[Ite
     return items
 
 
+def shifted_items(items: list[Item], seed: int) -> tuple[list[Item], dict[str, str]]:
+    """The test clips through the augmentation chain (the packaged general set's voices as babble), and
+    each clip's chain described."""
+    from whisper_adapt.augment import perturb
+    from whisper_adapt.train.assemble import shipped_general_set
+
+    babble = [(c.clip_id, c.text, c.audio_path) for c in shipped_general_set()]
+    rendered = perturb([(i.item_id, i.reference or "", i.audio) for i in items], seed, babble=babble)
+    shifted = [replace(item, audio=audio) for item, (audio, _) in zip(items, rendered)]
+    return shifted, {item.item_id: describe(chain) for item, (_, chain) in zip(items, rendered)}
+
+
 def _nonspeech_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise WhisperAdaptError("the non-speech set must be a folder of audio files", folder)
@@ -229,6 +246,9 @@ def run_evaluation(
     """Decode every set with every system, score them, and return the report (see report.py for files)."""
     glossary = load_glossary(glossary_path)
     items = load_items(test, general, nonspeech, longform)
+    chains = {}
+    if options.perturb_seed is not None:
+        items["shifted"], chains = shifted_items(items["test"], options.perturb_seed)
     decoded = decode_all(systems, items, options, on_progress)
     segments = {(s.name, set_name): [system_segments(s, t, glossary) for t in decoded.transcripts[s.decode_key, set_name]]
                 for s in systems for set_name in items}
@@ -243,7 +263,9 @@ def run_evaluation(
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "settings": _settings(options, decoded.runtime),
         "glossary": {"path": str(glossary_path), "sha256": file_sha256(glossary_path), "terms": len(glossary.terms)},
-        "datasets": {name: _dataset_info(path, items[name]) for name, path in paths if name in items},
+        "datasets": {name: _dataset_info(path, items[name]) for name, path in paths if name in items}
+        | ({"shifted": {**_dataset_info(test, items["shifted"]), "perturbation": {
+            "seed": options.perturb_seed, "options": asdict(AugmentOptions()), "chains": chains}}} if chains else {}),
         "systems": [_score_system(s, context) for s in systems],
         "clips": clips,
     }
@@ -301,7 +323,7 @@ def _score_system(system: System, context: _Context) -> dict:
     texts, items, options, unadapted = context.texts, context.items, context.options, context.unadapted
     out = {**asdict(system), "model_sha256": context.model_sha256[system.model],
            "decode_s": round(context.decode_s[str(system.decode_key)], 2)}
-    for set_name in ("test", "general"):
+    for set_name in ("test", "general", "shifted"):
         if set_name in items:
             references = [i.reference for i in items[set_name]]
             out[set_name] = _speech_scores(references, texts[system.name, set_name], context.glossary, options)

@@ -29,7 +29,8 @@ import numpy as np
 from whisper_adapt.audio import SAMPLE_RATE, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 
-KINDS = ("room", "murmur", "keyboard", "quiet")
+KINDS = ("room", "murmur", "keyboard", "quiet", "tones")
+LONGFORM_KINDS = ("room", "murmur", "keyboard", "quiet")  # what a long-form recording's gaps hold by default
 
 
 def low_pass(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
@@ -71,8 +72,9 @@ def keyboard_clicks(seconds: float, rng: np.random.Generator, peak: float = 0.3)
 
 
 def murmur(seconds: float, speech: Sequence[np.ndarray], rng: np.random.Generator, voices: int = 2,
-           rms: float = 0.02) -> np.ndarray:
-    """Unintelligible talk through a wall: `voices` streams of the given speech, reversed and overlapped."""
+           rms: float = 0.02, cutoff_hz: float = 800.0) -> np.ndarray:
+    """Unintelligible talk through a wall: `voices` streams of the given speech, reversed and overlapped,
+    nothing above `cutoff_hz`."""
     if not speech:
         raise WhisperAdaptError("murmur needs at least one speech clip to make it from")
     n = round(seconds * SAMPLE_RATE)
@@ -89,7 +91,21 @@ def murmur(seconds: float, speech: Sequence[np.ndarray], rng: np.random.Generato
         joined = np.concatenate(stream)
         offset = rng.integers(0, max(1, len(joined) - n + 1))
         mixed += joined[offset:offset + n]
-    return _scaled(low_pass(mixed, 800), rms)
+    return _scaled(low_pass(mixed, cutoff_hz), rms)
+
+
+def tones(seconds: float, rng: np.random.Generator, peak: float = 0.1) -> np.ndarray:
+    """Music-like: a line of notes with harmonics and soft attacks (a ringtone, hold music)."""
+    n = round(seconds * SAMPLE_RATE)
+    audio, position = np.zeros(n, np.float32), 0
+    while position < n:
+        note_len = min(round(rng.uniform(0.15, 0.6) * SAMPLE_RATE), n - position)
+        pitch_hz = 220 * 2 ** (int(rng.integers(0, 24)) / 12)
+        t = np.arange(note_len) / SAMPLE_RATE
+        note = sum(np.sin(2 * np.pi * pitch_hz * h * t) / h for h in (1, 2, 3))
+        audio[position:position + note_len] = note * np.minimum(1, t / 0.01) * np.exp(-t / rng.uniform(0.1, 0.5))
+        position += note_len
+    return (audio / max(float(np.abs(audio).max()), 1e-9) * peak).astype(np.float32)
 
 
 def nonspeech(kind: str, seconds: float, rng: np.random.Generator, speech: Sequence[np.ndarray] = ()) -> np.ndarray:
@@ -102,13 +118,15 @@ def nonspeech(kind: str, seconds: float, rng: np.random.Generator, speech: Seque
         return keyboard_clicks(seconds, rng)
     if kind == "quiet":
         return np.zeros(round(seconds * SAMPLE_RATE), np.float32)  # the recording's faint room tone only
+    if kind == "tones":
+        return tones(seconds, rng)
     raise WhisperAdaptError(f"unknown kind of non-speech {kind!r}; choose from {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)
 class LongformOptions:
     gap_s: tuple[float, float] = (10.0, 45.0)  # non-speech before each sentence, drawn uniformly
-    kinds: tuple[str, ...] = KINDS  # taken in turn, one per gap
+    kinds: tuple[str, ...] = LONGFORM_KINDS  # taken in turn, one per gap
     tail_s: float = 5.0  # non-speech after the last sentence (of the next kind in turn)
 
     def __post_init__(self) -> None:

@@ -76,6 +76,9 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     """Column names and one row of formatted figures per system: the terminal and HTML summary tables."""
     columns = ["system", "CER", "WER", "term recall", "term precision", "false alarms"]
     has_general, has_nonspeech = "general" in report["datasets"], "nonspeech" in report["datasets"]
+    has_shifted = "shifted" in report["datasets"]
+    if has_shifted:
+        columns += ["shifted CER", "shifted term recall"]
     if has_general:
         columns += ["general CER", "forgetting ΔCER [95% CI]"]
     if has_nonspeech:
@@ -85,6 +88,8 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         test, terms = system["test"], system["test"]["terms"]
         row = [system["name"], _fmt(test["cer"]), _fmt(test["wer"]), _fmt(terms["recall"]),
                _fmt(terms["precision"]), str(terms["false_alarms"])]
+        if has_shifted:
+            row += [_fmt(system["shifted"]["cer"]), _fmt(system["shifted"]["terms"]["recall"])]
         if has_general:
             row += [_fmt(system["general"]["cer"]), _forgetting_text(system)]
         if has_nonspeech:
@@ -113,7 +118,9 @@ def summary_table(report: dict):
     """The side-by-side comparison as rich Tables: the clip sets, then the long-form set if there is one."""
     from rich.console import Group
 
-    tables = [_rich_table(f"whisper-adapt eval · test set {report['datasets']['test']['items']} clips",
+    shifted = report["datasets"].get("shifted")
+    condition = f", shifted: the same through rooms and noise (seed {shifted['perturbation']['seed']})" if shifted else ""
+    tables = [_rich_table(f"whisper-adapt eval · test set {report['datasets']['test']['items']} clips{condition}",
                           *summary_rows(report))]
     if "longform" in report["datasets"]:
         info = report["datasets"]["longform"]
@@ -161,7 +168,11 @@ def _summary_html(report: dict) -> str:
     columns, rows = summary_rows(report)
     note = ("<p class=small>CER and WER pooled over clips (Σ edits / Σ reference units, normalized text). Term "
             "recall: said occurrences written at least as often in the same clip. Forgetting: general-set CER "
-            "minus the unadapted model's, 95% paired bootstrap interval over clips.")
+            "minus the unadapted model's, 95% paired bootstrap interval over clips." + (
+                " Shifted: the test clips heard through the training's augmentation chain (reverberant rooms, "
+                "other talkers or noise at 0–20 dB, speed, band limit, codecs), drawn by seed "
+                f"{report['datasets']['shifted']['perturbation']['seed']}; each clip's chain is in report.json."
+                if "shifted" in report["datasets"] else ""))
     table = _table(columns, rows) + note + "</p>"
     if "longform" in report["datasets"]:
         table += "<h3>Long-form set</h3>" + _table(*longform_rows(report)) + (

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from whisper_adapt.audio import decode_audio, write_wav
-from whisper_adapt.augment import (NONSPEECH_KINDS, AugmentOptions, clip_rng, describe, draw_chain,
-                                   nonspeech_sound, render)
+from whisper_adapt.augment import AugmentOptions, clip_rng, colored_noise, describe, draw_chain, render
+from whisper_adapt.nonspeech import KINDS as NONSPEECH_KINDS
+from whisper_adapt.nonspeech import murmur, nonspeech
 from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.assemble import TrainData
 
@@ -106,7 +107,7 @@ class _Renderer:
         chain = draw_chain(rng, replace(self.options, **_NONSPEECH_CHAIN), [])
         if not path.exists():
             voices = [self._audio(c) for c in self._pick_voices(rng)] if kind == "murmur" else []
-            sound = nonspeech_sound(kind, duration_s, rng, voices)
+            sound = training_nonspeech(kind, duration_s, rng, voices)
             write_wav(path, render(sound, chain, self.options, self.seed, self._babble_audio))
         self.count()
         self.manifest[path.name] = {"nonspeech": kind, "duration_s": round(duration_s, 2), "chain": chain,
@@ -151,6 +152,22 @@ class _Renderer:
 
     def _audio(self, clip: LabeledClip) -> np.ndarray:
         return self._audio_of(clip.audio_path)
+
+
+def training_nonspeech(kind: str, duration_s: float, rng: np.random.Generator,
+                       voices: list[np.ndarray]) -> np.ndarray:
+    """One of nonspeech.py's sounds, drawn wider for training: murmur of 2–6 voices behind walls of
+    different thickness, and every kind at a level between -45 and -25 dBFS (near-silence below -60)."""
+    if kind == "murmur":
+        sound = murmur(duration_s, voices, rng, voices=int(rng.integers(2, 7)), cutoff_hz=float(rng.uniform(500, 1200)))
+    else:
+        sound = nonspeech(kind, duration_s, rng)
+    if kind == "quiet":
+        sound = colored_noise(len(sound), "white", rng)
+    level_db = rng.uniform(-75, -60) if kind == "quiet" else rng.uniform(-45, -25)
+    sound = sound / max(np.sqrt(np.mean(sound**2)), 1e-12) * 10 ** (level_db / 20)
+    # Impulsive sounds (typing) at that average level would peak near full scale: keep peaks below -6 dBFS.
+    return (sound / max(1.0, np.abs(sound).max() / 0.5)).astype(np.float32)
 
 
 def _stem(clip_id: str) -> str:
