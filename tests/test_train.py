@@ -327,6 +327,7 @@ def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper
 
 
 def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clips, tiny_whisper_dir, tmp_path):
+    from whisper_adapt.augment import AugmentOptions
     from whisper_adapt.labeled import write_audiofolder
     from whisper_adapt.train.assemble import AssembleOptions
 
@@ -344,11 +345,15 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     assert training["default"]["options"]["average_share"] == 0.8 and training["off"]["options"]["average_share"] == 0
     # Left unset, the share is AssembleOptions' own default, not a copy of it in the CLI.
     assert training["default"]["data"]["replay_share"] == AssembleOptions().replay_share
-    assert training["default"]["data"]["replay_clips"] == 4 and training["off"]["data"]["replay_share"] == 0.25
-    assert training["default"]["data"]["replay_pool"] == 4 * AssembleOptions().replay_rotation
+    # Each clip is trained clean and as one of its room variants every epoch: the replay doubles to keep its share.
+    assert training["default"]["data"]["replay_clips"] == 8 and training["off"]["data"]["replay_share"] == 0.25
+    assert training["default"]["data"]["replay_pool"] == 8 * AssembleOptions().replay_rotation
     assert training["off"]["data"]["replay_own"] and not training["default"]["data"]["replay_own"]
-    # The teacher reads the 4 clips and every clip an epoch may replay.
-    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == 4 + 4 * AssembleOptions().replay_rotation
+    # The teacher reads the 4 clips, their variants, every clip an epoch may replay and the non-speech clips.
+    augmented = training["default"]["data"]["augment"]
+    assert augmented["variant_clips"] == 4 * AugmentOptions().variants and augmented["nonspeech_clips"] > 0
+    expected = 4 + augmented["variant_clips"] + 8 * AssembleOptions().replay_rotation + augmented["nonspeech_clips"]
+    assert len(list((tmp_path / "default" / "teacher").glob("*.npz"))) == expected
     assert not (tmp_path / "off" / "teacher").exists()
 
 

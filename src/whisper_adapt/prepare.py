@@ -29,6 +29,7 @@ from whisper_adapt.corpus import Clip, Corpus, clip_id_for, writing_corpus
 from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, prompt_text
+from whisper_adapt.guards import GuardOptions
 from whisper_adapt.segment import SegmentOptions, iter_clips
 
 # (task, seconds of audio done, seconds in all, note): task is "cut:<recording file>" or "draft".
@@ -48,6 +49,7 @@ class DraftOptions:
     commit_every: int = 8
     device: str = "auto"
     compute_type: str = "auto"
+    guards: GuardOptions = field(default_factory=GuardOptions)
 
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.commit_every < 1:
@@ -157,7 +159,7 @@ def draft_one(model, clip: Clip, options: DraftOptions, glossary: Glossary | Non
     settings = TranscribeOptions(
         language=options.language, beam_size=options.beam_size, temperatures=options.temperatures, word_timestamps=True,
         # The clip is speech already cut out by VAD: a second VAD pass would only shift word times.
-        vad=False, initial_prompt=prompt_text(glossary) if glossary else None,
+        vad=False, initial_prompt=prompt_text(glossary) if glossary else None, guards=options.guards,
     )
     transcript = transcribe_audio(model, decode_audio(clip.audio_path), settings, str(clip.audio_path))
     words = [word for segment in transcript.segments for word in segment.words]
