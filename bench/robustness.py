@@ -37,6 +37,7 @@ from recipes import companies, company_sets, speech  # noqa: E402  (the benchmar
 
 SHIFT_SEED = 20261205  # the shifted room and babble: never a seed training draws from
 SHIFTED_RT60_S, SHIFTED_DISTANCE_M, SHIFTED_SNR_DB, BABBLE_TALKERS = 0.7, 2.5, 15.0, 4
+LONGFORM_SEED, LONGFORM_SENTENCES = 20261206, 12
 
 # name → AugmentOptions overrides, or None for no augmentation at all (the previous default).
 RECIPES: dict[str, dict | None] = {
@@ -97,6 +98,24 @@ def shifted_set(company, test, everyday, glossary, work: Path) -> Path:
     return root
 
 
+def longform_set(company, test, work: Path) -> Path:
+    """A long-form set of one recording: held-out term sentences (voices training never heard), each after
+    10-45 s of room noise, next-room murmur, typing, tones or near-silence (nonspeech.py's long-form mix)."""
+    from whisper_adapt.audio import decode_audio
+    from whisper_adapt.nonspeech import build_longform, write_longform
+
+    root = work / company.name / "longform"
+    if any(root.glob("*.json")):
+        return root
+    rng = np.random.default_rng(LONGFORM_SEED)
+    chosen = [test[i] for i in rng.choice(len(test), min(LONGFORM_SENTENCES, len(test)), replace=False)]
+    audio_of = {(clip.text, clip.speaker): clip.audio_path for clip in chosen}
+    audio, reference = build_longform([(voice, text) for text, voice in audio_of],
+                                      lambda text, voice: decode_audio(audio_of[text, voice]), rng)
+    write_longform(root, f"{company.name}-meeting", audio, reference)
+    return root
+
+
 def write_set(clips, root: Path) -> Path:
     from whisper_adapt.labeled import write_audiofolder
 
@@ -147,6 +166,7 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
     clean = write_set(test, work / company.name / "clean")
     general = write_set(everyday, work / company.name / "everyday")
     shifted = shifted_set(company, test, everyday, glossary, work)
+    longform = longform_set(company, test, work)
     models, train_s = {}, {}
     for name in recipes:
         model, seconds = trained_model(company, name, train, glossary, work)
@@ -154,7 +174,7 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
         if model is not None:
             models[name] = str(model)
     systems = plan_systems("base", list(models.items()), ["prompt"], load_glossary(glossary_path))
-    reports = {"clean": run_evaluation(clean, glossary_path, systems, general, None, EvalOptions()),
+    reports = {"clean": run_evaluation(clean, glossary_path, systems, general, None, EvalOptions(), longform=longform),
                "shifted": run_evaluation(shifted, glossary_path, systems, None, None, EvalOptions())}
     (work / company.name / "reports.json").write_text(json.dumps(reports, ensure_ascii=False, indent=1))
     rows = []
@@ -165,7 +185,7 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
                      "clean_cer": clean_row["test"]["cer"], "everyday_cer": clean_row["general"]["cer"],
                      "everyday_delta": forgetting["delta_cer"], "everyday_ci": [forgetting["low"], forgetting["high"]],
                      "shifted_recall": shifted_row["test"]["terms"]["recall"], "shifted_cer": shifted_row["test"]["cer"],
-                     "train_s": train_s.get(system.name, 0.0)})
+                     "longform": clean_row["longform"], "train_s": train_s.get(system.name, 0.0)})
     for name in recipes:
         if name not in models:
             rows.append({"system": name, "kept": "none", "train_s": train_s[name]})
@@ -174,11 +194,14 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
 
 def _row(company: str, row: dict) -> str:
     if row.get("kept") == "none":
-        return f"| {company} | {row['system']} | nothing kept within the forgetting budget | | | | | | {row['train_s']:.0f} |"
+        return f"| {company} | {row['system']} | nothing kept within the forgetting budget |{' |' * 10} {row['train_s']:.0f} |"
     low, high = row["everyday_ci"]
+    longform = row["longform"]
     return (f"| {company} | {row['system']} | {row['clean_recall']:.3f} | {row['clean_cer']:.3f} | "
             f"{row['everyday_cer']:.3f} | {100 * row['everyday_delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
-            f"{row['shifted_recall']:.3f} | {row['shifted_cer']:.3f} | {row['train_s']:.0f} |")
+            f"{row['shifted_recall']:.3f} | {row['shifted_cer']:.3f} | {longform['cer']:.3f} | "
+            f"{longform['terms']['recall']:.3f} | {longform['invented_chars_per_minute']:.1f} | {longform['loops']} | "
+            f"{longform['max_silence_covered_s']:.1f} | {row['train_s']:.0f} |")
 
 
 def main() -> None:
@@ -192,8 +215,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     print("| company | system | clean recall | clean CER | everyday CER | everyday Δ pt [95% CI] | "
-          "shifted recall | shifted CER | train s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "shifted recall | shifted CER | long-form CER | long-form recall | invented chars/min | loops | "
+          "most silence under a segment s | train s |")
+    print("|---|---|" + "---:|" * 12)
     results = {}
     for name in args.companies.split(","):
         results[name] = evaluate_company(companies()[name], recipes, args.work)
