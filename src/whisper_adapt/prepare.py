@@ -41,7 +41,7 @@ class DraftOptions:
     model: str = "base"
     language: str = "ja"
     beam_size: int = 5
-    # Greedy only, no temperature fallback: drafts are deterministic (a resumed or repeated run writes the
+    # Temperature 0 only, no fallback: drafts are deterministic (a resumed or repeated run writes the
     # same text), and fallback sampling costs up to 6 decodes on exactly the murmur a person will reject
     # anyway; our guards still collapse loops. TranscribeOptions' default list restores Whisper's fallback.
     temperatures: tuple[float, ...] = (0.0,)
