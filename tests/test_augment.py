@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -80,6 +84,20 @@ def test_synthetic_rooms_reverberate_with_their_drawn_decay_time():
         assert 3 * t20 / SAMPLE_RATE == pytest.approx(0.6, rel=0.35)
     rendered = render(tone(), {"room": 0}, options, 5, lambda clip: None)
     assert len(rendered) == len(tone()) and power(rendered) == pytest.approx(power(tone()), rel=0.05)
+
+
+def test_synthetic_rooms_are_computed_once_per_cache(tmp_path):
+    """A second run reads the rooms the first one kept (shown by a kept file altered in between)."""
+    script = ("import sys, numpy as np; from whisper_adapt.augment import AugmentOptions, room_responses; "
+              "np.save(sys.argv[1], np.stack([r[:400] for r in room_responses(AugmentOptions(rooms=2), 11)]))")
+    env = {**os.environ, "WHISPER_ADAPT_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "first.npy")], env=env, check=True)
+    [kept] = (tmp_path / "cache" / "rooms").glob("*.npz")
+    with np.load(kept) as saved:
+        np.savez(kept, **{name: saved[name] * 2 for name in saved.files})
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "second.npy")], env=env, check=True)
+    first, second = np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy")
+    assert np.any(first) and np.array_equal(second, first * 2)
 
 
 def test_measured_responses_replace_synthetic_rooms(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -246,7 +247,26 @@ def _load_responses(files: tuple[tuple[Path, int], ...]) -> list[np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def _synthetic_responses(count: int, rt60_s: tuple[float, float], distance_m: tuple[float, float],
                          seed: int) -> list[np.ndarray]:
-    """Meeting rooms from a small office to a hall: image-source shoebox responses (deterministic)."""
+    """Meeting rooms from a small office to a hall: image-source shoebox responses (deterministic), kept in
+    the cache directory because the image-source method takes seconds a room and every run needs them."""
+    import pyroomacoustics as pra
+
+    from whisper_adapt.files import write_atomically
+    from whisper_adapt.models import cache_root
+
+    key = json.dumps([count, rt60_s, distance_m, seed, pra.__version__])
+    path = cache_root() / "rooms" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            return [saved[f"room{i}"] for i in range(count)]
+    responses = _shoebox_rooms(count, rt60_s, distance_m, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda f: np.savez(f, **{f"room{i}": r for i, r in enumerate(responses)}))
+    return responses
+
+
+def _shoebox_rooms(count: int, rt60_s: tuple[float, float], distance_m: tuple[float, float],
+                   seed: int) -> list[np.ndarray]:
     import pyroomacoustics as pra
 
     rng = clip_rng(seed, "rooms")
