@@ -47,6 +47,16 @@ def tiny_whisper_dir(tmp_path_factory, model_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_general_dir(tmp_path_factory) -> Path:
+    """60 clips of the packaged general set as an audiofolder (`train --general`): its 40 held-out clips and
+    a little replay, where the whole set would add 160 clips a random model decodes to its length limit."""
+    from whisper_adapt.labeled import write_audiofolder
+    from whisper_adapt.train.assemble import shipped_general_set
+
+    return write_audiofolder(shipped_general_set()[::20][:60], tmp_path_factory.mktemp("general") / "set")
+
+
+@pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory) -> Path:
     """Where synthesized test speech is kept for the whole run."""
     return tmp_path_factory.mktemp("speech")

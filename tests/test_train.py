@@ -278,23 +278,23 @@ def test_cached_frozen_layers_train_like_the_full_forward(method, tiny_whisper_d
         assert torch.allclose(trained[True][name], tensor, atol=1e-5), name
 
 
-def _train_cli(data_dir: Path, out: Path, model: Path, *extra: str, replay_share: str = "0") -> list[str]:
+def _train_cli(data_dir: Path, out: Path, model: Path, general: Path, *extra: str, replay_share: str = "0") -> list[str]:
     return [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data_dir), "--out", str(out),
-            "--model", str(model), "--epochs", "4", "--batch-size", "2", "--lr", "1e-2", "--replay-share",
-            replay_share, "--validation-share", "0", *extra]
+            "--model", str(model), "--general", str(general), "--epochs", "4", "--batch-size", "2", "--lr", "1e-2",
+            "--replay-share", replay_share, "--validation-share", "0", *extra]
 
 
-def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisper_dir, tmp_path):
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisper_dir, small_general_dir, tmp_path):
     from safetensors.torch import load_file
 
     from whisper_adapt.labeled import write_audiofolder
 
     # With replay, so that the resumed epochs must also draw the replay the uninterrupted run drew.
     data = write_audiofolder(tiny_clips, tmp_path / "data")
-    subprocess.run(_train_cli(data, tmp_path / "whole", tiny_whisper_dir, replay_share="0.3"), check=True,
+    subprocess.run(_train_cli(data, tmp_path / "whole", tiny_whisper_dir, small_general_dir, replay_share="0.3"), check=True,
                    capture_output=True)
 
-    killed = subprocess.Popen(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, replay_share="0.3"),
+    killed = subprocess.Popen(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, small_general_dir, replay_share="0.3"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600  # generous: a loaded 2-core machine is slow, not broken
     while not (tmp_path / "killed" / "checkpoints" / "epoch-2").exists():
@@ -304,7 +304,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisp
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert not (tmp_path / "killed" / "adapter").exists()
-    subprocess.run(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, "--resume", replay_share="0.3"),
+    subprocess.run(_train_cli(data, tmp_path / "killed", tiny_whisper_dir, small_general_dir, "--resume", replay_share="0.3"),
                    check=True, capture_output=True)
 
     whole = load_file(str(tmp_path / "whole" / "adapter" / "adapter.safetensors"))
@@ -316,12 +316,12 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_clips, tiny_whisp
     assert [h["epoch"] for h in history] == [0, 1, 2, 3, 4]
 
 
-def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper_dir, tmp_path):
+def test_a_new_run_refuses_a_directory_with_checkpoints(tiny_clips, tiny_whisper_dir, small_general_dir, tmp_path):
     from whisper_adapt.labeled import write_audiofolder
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
-    subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir), check=True, capture_output=True)
-    again = subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir), capture_output=True, text=True)
+    subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, small_general_dir), check=True, capture_output=True)
+    again = subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, small_general_dir), capture_output=True, text=True)
     assert again.returncode == 2 and "add --resume" in again.stderr
     assert (tmp_path / "run" / "adapter" / "adapter.json").exists()  # the earlier run is untouched
 
@@ -357,12 +357,12 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     assert not (tmp_path / "off" / "teacher").exists()
 
 
-def test_resume_refuses_other_options(tiny_clips, tiny_whisper_dir, tmp_path):
+def test_resume_refuses_other_options(tiny_clips, tiny_whisper_dir, small_general_dir, tmp_path):
     from whisper_adapt.labeled import write_audiofolder
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
-    subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir), check=True, capture_output=True)
-    other = subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, "--resume", "--seed", "7"),
+    subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, small_general_dir), check=True, capture_output=True)
+    other = subprocess.run(_train_cli(data, tmp_path / "run", tiny_whisper_dir, small_general_dir, "--resume", "--seed", "7"),
                            capture_output=True, text=True)
     assert other.returncode == 2 and "other options or data" in other.stderr
 
@@ -420,13 +420,13 @@ def test_base_learns_a_term_it_missed(synth_wav, tmp_path):
     assert all("上期" in text for text in after), after
 
 
-def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, tmp_path):
+def test_data_parallel_on_two_cpu_processes(tiny_clips, tiny_whisper_dir, small_general_dir, tmp_path):
     """The same `train` under torchrun: two gloo processes share the batches, one writes the adapter."""
     from whisper_adapt.labeled import write_audiofolder
 
     data = write_audiofolder(tiny_clips[:4], tmp_path / "data")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "whisper_adapt",
-               *_train_cli(data, tmp_path / "ddp", tiny_whisper_dir)[3:]]
+               *_train_cli(data, tmp_path / "ddp", tiny_whisper_dir, small_general_dir)[3:]]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
     info = json.loads((tmp_path / "ddp" / "adapter" / "adapter.json").read_text())
