@@ -45,7 +45,7 @@ class Company:
 
 
 def companies() -> dict[str, Company]:
-    from whisper_adapt.demo import demo_file
+    from whisper_adapt.resources import demo_file
 
     return {
         "demo": Company("demo", demo_file("glossary.txt").parent, ("jf_alpha", "jm_kumo", "jf_gongitsune"),

@@ -146,7 +146,8 @@ def test_the_meeting_lines_are_named_by_the_enrolled_voices(tmp_path):
     participant enrolled from other sentences, the lines named right (the script's text stands in for
     Whisper's, so only the speakers are judged)."""
     from whisper_adapt.audio import decode_audio, write_wav
-    from whisper_adapt.demo import demo_file, meeting_labeller, speaker_figures
+    from whisper_adapt.demo import meeting_labeller, speaker_figures
+    from whisper_adapt.resources import demo_file
     from whisper_adapt.speakers import attribute_speakers
     from whisper_adapt.transcript import Segment, Transcript
 

@@ -21,7 +21,6 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, load_glossary
+from whisper_adapt.resources import demo_file, general_set_folder
 from whisper_adapt.synthcorpus import read_sentences
 
 TRAIN_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune")
@@ -71,10 +71,6 @@ class Line:
     voice: str
     text: str
     murmur: bool = False  # spoken over the other murmur lines: nobody could transcribe it
-
-
-def demo_file(name: str) -> Path:
-    return Path(str(resources.files("whisper_adapt") / "data" / "demo" / name))
 
 
 def training_sentences(share: float = 1.0) -> list[tuple[str, str]]:
@@ -434,7 +430,7 @@ def _enrol(folder: Path, participants: Sequence[str], clips_each: int = 3) -> No
     from whisper_adapt.labeled import read_audiofolder
 
     folder.mkdir(parents=True, exist_ok=True)
-    clips, _ = read_audiofolder(Path(str(resources.files("whisper_adapt") / "data" / "general_ja")))
+    clips, _ = read_audiofolder(general_set_folder())
     for voice in participants:
         own = [decode_audio(c.audio_path) for c in clips if c.speaker == voice][:clips_each]
         if not own:

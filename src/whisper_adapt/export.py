@@ -67,7 +67,7 @@ def export_model(base: str | Path, adapters: list[Path], out_dir: Path, quantiza
 
 def _sample_audio() -> np.ndarray:
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.cli import sample_recording
+    from whisper_adapt.resources import sample_recording
 
     return decode_audio(sample_recording())
 
