@@ -26,8 +26,9 @@ def recording(count: int, seed: int):
     """The recording, its reference spans and the sentences said: the demo's held-out and everyday
     sentences (the voice no training heard) and the meeting's clear lines (four voices), interleaved."""
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.demo import TEST_VOICE, read_meeting, speech_bank
+    from whisper_adapt.demo import TEST_VOICE, speech_bank
     from whisper_adapt.longform import Recording, Span
+    from whisper_adapt.meeting_audio import read_meeting
     from whisper_adapt.nonspeech import build_longform
     from whisper_adapt.resources import demo_file
 
