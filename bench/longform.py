@@ -64,10 +64,10 @@ def clean_drops(model, sets: list[Path]) -> list[str]:
     """What the new rules drop on clean labelled speech (it should be nothing)."""
     from whisper_adapt.audio import decode_audio
     from whisper_adapt.demo import TEST_VOICE, speech_bank
-    from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.resources import demo_file
     from whisper_adapt.synthcorpus import read_sentences
     from whisper_adapt.transcribe import TranscribeOptions, transcribe_audio
+    from whisper_adapt.transfer import load_labeled_set
 
     bank = speech_bank()
     clips = [(text, bank[TEST_VOICE, text]) for name in ("test.txt", "everyday.txt")

@@ -291,11 +291,11 @@ def train(
     """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
     from whisper_adapt.augment import AugmentOptions
     from whisper_adapt.glossary import load_glossary
-    from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.methods import MethodOptions
     from whisper_adapt.train.recipe import Recipe, train_from_clips
     from whisper_adapt.train.trainer import PRESETS, TrainOptions
+    from whisper_adapt.transfer import load_labeled_set
 
     if preset is not None and preset not in PRESETS:
         raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")

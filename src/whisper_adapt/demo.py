@@ -278,10 +278,10 @@ def prepare_meeting(corpus_dir: Path, meeting: Path, progress: DemoProgress) -> 
 
 def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> Path | None:
     """The default recipe on the reviewed clips; None when no epoch was worth keeping (said in the table)."""
-    from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.recipe import Recipe, train_from_clips
     from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions
+    from whisper_adapt.transfer import load_labeled_set
 
     settings = TrainOptions(seed=options.seed, **({"epochs": options.epochs} if options.epochs else {}))
 
