@@ -78,8 +78,7 @@ def _decode_both(model, tokenizer, ct2_dir: Path, audio: np.ndarray) -> tuple[st
 
     from whisper_adapt.features import clip_features
     from whisper_adapt.guards import GuardOptions, collapse_repeats
-    from whisper_adapt.train.data import make_prompt
-    from whisper_adapt.train.validate import greedy_decode
+    from whisper_adapt.hf_decode import greedy_decode, make_prompt
 
     features = clip_features(audio, model.config.num_mel_bins)
     prompt = make_prompt(tokenizer, "ja")
