@@ -49,7 +49,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.demo import TEST_VOICE, demo_file, read_meeting, speech_bank, take_share
+    from whisper_adapt.demo import TEST_VOICE, speech_bank, take_share
+    from whisper_adapt.meeting_audio import read_meeting
+    from whisper_adapt.resources import demo_file
     from whisper_adapt.synthcorpus import read_sentences
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 

@@ -26,9 +26,11 @@ def recording(count: int, seed: int):
     """The recording, its reference spans and the sentences said: the demo's held-out and everyday
     sentences (the voice no training heard) and the meeting's clear lines (four voices), interleaved."""
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.demo import TEST_VOICE, demo_file, read_meeting, speech_bank
+    from whisper_adapt.demo import TEST_VOICE, speech_bank
     from whisper_adapt.longform import Recording, Span
+    from whisper_adapt.meeting_audio import read_meeting
     from whisper_adapt.nonspeech import build_longform
+    from whisper_adapt.resources import demo_file
 
     bank = speech_bank()
     held_out = [(TEST_VOICE, text) for (voice, text) in bank if voice == TEST_VOICE]
@@ -61,10 +63,11 @@ def longform_rows(model, audio: np.ndarray, rec, glossary) -> list[list[str]]:
 def clean_drops(model, sets: list[Path]) -> list[str]:
     """What the new rules drop on clean labelled speech (it should be nothing)."""
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.demo import TEST_VOICE, demo_file, speech_bank
-    from whisper_adapt.labeled import load_labeled_set
+    from whisper_adapt.demo import TEST_VOICE, speech_bank
+    from whisper_adapt.resources import demo_file
     from whisper_adapt.synthcorpus import read_sentences
     from whisper_adapt.transcribe import TranscribeOptions, transcribe_audio
+    from whisper_adapt.transfer import load_labeled_set
 
     bank = speech_bank()
     clips = [(text, bank[TEST_VOICE, text]) for name in ("test.txt", "everyday.txt")
@@ -90,9 +93,9 @@ def main() -> None:
     parser.add_argument("--clean", type=Path, nargs="*", default=[], help="labelled sets of clean speech")
     args = parser.parse_args()
 
-    from whisper_adapt.demo import demo_file
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.longform import nonspeech_s
+    from whisper_adapt.resources import demo_file
     from whisper_adapt.transcribe import load_model
 
     audio, rec = recording(args.sentences, args.seed)

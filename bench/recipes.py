@@ -45,7 +45,7 @@ class Company:
 
 
 def companies() -> dict[str, Company]:
-    from whisper_adapt.demo import demo_file
+    from whisper_adapt.resources import demo_file
 
     return {
         "demo": Company("demo", demo_file("glossary.txt").parent, ("jf_alpha", "jm_kumo", "jf_gongitsune"),
@@ -175,15 +175,15 @@ def scores(decoded, clips, everyday_decoded, everyday, baseline_everyday, glossa
 
 def run_company(company: Company, recipes: list[str], model_spec: str, work: Path) -> list[dict]:
     from whisper_adapt.convert import load_tokenizer
+    from whisper_adapt.hf_decode import make_prompt
     from whisper_adapt.models import resolve_model
-    from whisper_adapt.train import data as train_data
     from whisper_adapt.train.adapter import load_adapted_model
     from whisper_adapt.train.assemble import assemble
     from whisper_adapt.train.trainer import train_adapter
 
     glossary, train, test, everyday = company_sets(company, work)
     tokenizer = load_tokenizer(resolve_model(model_spec, "hf"))
-    prompt = train_data.make_prompt(tokenizer)
+    prompt = make_prompt(tokenizer)
     base = load_adapted_model(model_spec, [])
     base_test, base_everyday = decode_set(base, test, tokenizer, prompt), decode_set(base, everyday, tokenizer, prompt)
     baseline = [d.text for d in base_everyday]

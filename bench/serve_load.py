@@ -59,7 +59,7 @@ def silence_flac(path: Path, minutes: float) -> bytes:
 
 def requests_mix(folder: Path) -> dict[str, tuple[dict, bytes]]:
     """Kind → (headers, body), each a whole request the clients send as is."""
-    from whisper_adapt.cli import sample_recording
+    from whisper_adapt.resources import sample_recording
 
     sample = sample_recording().read_bytes()
     form = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

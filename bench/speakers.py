@@ -44,11 +44,11 @@ ENROL_CLIPS = 3
 def clip_bank() -> dict[str, list[tuple[str, np.ndarray]]]:
     """voice → [(sentence, audio)], from the packaged speech; the low voice takes half of jm_kumo's clips
     (so the two never say the same recording)."""
-    from whisper_adapt.demo import demo_file
     from whisper_adapt.labeled import read_audiofolder
+    from whisper_adapt.resources import demo_file, general_set_folder
 
     bank: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for root in (demo_file("../general_ja"), demo_file("speech")):
+    for root in (general_set_folder(), demo_file("speech")):
         clips, _ = read_audiofolder(root)
         for clip in clips:
             if clip.speaker in BASE_VOICES and len(bank.get(clip.speaker, [])) < 120:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from whisper_adapt.audio import write_opus
 from whisper_adapt.labeled import write_audiofolder_metadata
-from whisper_adapt.demo import demo_file, demo_utterances
+from whisper_adapt.demo import demo_utterances
 from whisper_adapt.glossary import load_glossary
+from whisper_adapt.resources import demo_file
 from whisper_adapt.synth import synthesize_speech
 from whisper_adapt.synthcorpus import spoken_text
 

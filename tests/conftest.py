@@ -204,8 +204,9 @@ def longform_set(tmp_path_factory) -> Path:
     import numpy as np
 
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.demo import TEST_VOICE, demo_file, speech_bank
+    from whisper_adapt.demo import TEST_VOICE, speech_bank
     from whisper_adapt.nonspeech import build_longform, write_longform
+    from whisper_adapt.resources import demo_file
     from whisper_adapt.synthcorpus import read_sentences
 
     bank = speech_bank()
@@ -238,12 +239,11 @@ def fuzz_schema(app):
 def voice_clips() -> dict[str, list]:
     """voice → its first ten packaged recordings (data/general_ja: jf_alpha, jf_gongitsune, jf_nezumi,
     jm_kumo) as 16 kHz arrays: real voices for speaker tests, nothing synthesized."""
-    from importlib import resources
-
     from whisper_adapt.audio import decode_audio
     from whisper_adapt.labeled import read_audiofolder
+    from whisper_adapt.resources import general_set_folder
 
-    clips, _ = read_audiofolder(Path(str(resources.files("whisper_adapt") / "data" / "general_ja")))
+    clips, _ = read_audiofolder(general_set_folder())
     voices: dict[str, list] = {}
     for clip in clips:
         if len(voices.setdefault(clip.speaker, [])) < 10:

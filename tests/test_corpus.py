@@ -17,7 +17,7 @@ from whisper_adapt.glossary import parse_glossary
 from whisper_adapt.labeled import read_jvs
 from whisper_adapt.selection import select_training
 from whisper_adapt.transcript import Word
-from whisper_adapt.transfer import export_corpus, import_sets
+from whisper_adapt.transfer import export_corpus, import_sets, load_labeled_set
 
 from test_labeled import make_jvs
 
@@ -228,6 +228,35 @@ def test_import_reports_bad_clips_and_keeps_going(tmp_path):
     assert failed == ["broken.wav", "long.wav", "nowhere"]
     with open_corpus(tmp_path / "c") as corpus:
         assert decode_audio(corpus.get_clip("stereo48k").audio_path).size == SAMPLE_RATE
+
+
+def test_load_labeled_set_reads_a_corpus_and_each_layout_in_files(tmp_path):
+    corpus = _corpus_with_clips(tmp_path / "corpus", {"r": ["上期", "下期"]})
+    second = next(clip for clip in corpus.clips() if clip.text == "下期")
+    corpus.set_status(second.id, "draft", "person:test", second.version)
+    corpus.close()
+    assert [c.text for c in load_labeled_set(tmp_path / "corpus")] == ["上期"]  # reviewed clips only
+    make_jvs(tmp_path / "jvs")
+    assert len(load_labeled_set(tmp_path / "jvs")) == 4
+    assert len(load_labeled_set(tmp_path / "jvs" / "jvs001" / "parallel100" / "transcripts_utf8.txt")) == 2
+    (tmp_path / "pairs").mkdir()
+    write_wav(tmp_path / "pairs" / "a.wav", _samples())
+    (tmp_path / "pairs" / "a.txt").write_text("あ", encoding="utf-8")
+    assert [c.text for c in load_labeled_set(tmp_path / "pairs")] == ["あ"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty-dir", "unusable", "corpus-without-reviewed-clips"])
+def test_load_labeled_set_names_a_path_without_usable_clips(tmp_path, kind):
+    path = tmp_path / "set"
+    if kind == "corpus-without-reviewed-clips":
+        create_corpus(path).close()
+    elif kind != "missing":
+        path.mkdir()
+    if kind == "unusable":
+        (path / "metadata.csv").write_text("file_name,text\nnot-there.wav,x\n", encoding="utf-8")
+    with pytest.raises(WhisperAdaptError) as error:
+        load_labeled_set(path)
+    assert str(path) in str(error.value)
 
 
 def _write_stereo_48k(path: Path) -> None:

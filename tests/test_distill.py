@@ -42,9 +42,10 @@ def test_only_positions_where_the_teacher_was_right_are_distilled():
 
 def _mean_kl_to_base(base, adapted, clips, tokenizer) -> float:
     """KL(base ‖ adapted) over the target positions of `clips`, teacher-forced on their transcripts."""
+    from whisper_adapt.hf_decode import make_prompt
     from whisper_adapt.train import data as train_data
 
-    prompt = train_data.make_prompt(tokenizer)
+    prompt = make_prompt(tokenizer)
     examples, _ = train_data.build_examples(clips, tokenizer, prompt, None, 0.0, 0, base.config.max_target_positions)
     batch = train_data.collate([train_data.ExampleDataset(examples, 80)[i] for i in range(len(examples))], prompt.eot)
     mask = batch.pop("labels") != train_data.IGNORE_INDEX

@@ -9,8 +9,8 @@ import pytest
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, resample, write_wav
 from whisper_adapt.errors import WhisperAdaptError
-from whisper_adapt.labeled import (LabeledClip, load_labeled_set, read_audiofolder, read_jvs, read_text_pairs,
-                                   write_audiofolder, write_jvs)
+from whisper_adapt.labeled import (LabeledClip, read_audiofolder, read_jvs, read_text_pairs, write_audiofolder,
+                                   write_jvs)
 
 
 def _tone(seconds: float, hz: float, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -133,27 +133,6 @@ def test_text_pairs_and_their_problems(tmp_path):
     clips, problems = read_text_pairs(tmp_path)
     assert [(c.clip_id, c.text) for c in clips] == [("one", "一つ目")]
     assert sorted(Path(p.path).name for p in problems) == ["empty.txt", "lonely.wav", "orphan.txt"]
-
-
-def test_load_labeled_set_detects_each_layout(tmp_path):
-    make_jvs(tmp_path / "jvs")
-    assert len(load_labeled_set(tmp_path / "jvs")) == 4
-    assert len(load_labeled_set(tmp_path / "jvs" / "jvs001" / "parallel100" / "transcripts_utf8.txt")) == 2
-    write_wav(tmp_path / "pairs" / "a.wav", _tone(1.0, 300)) if (tmp_path / "pairs").mkdir() is None else None
-    (tmp_path / "pairs" / "a.txt").write_text("あ", encoding="utf-8")
-    assert [c.text for c in load_labeled_set(tmp_path / "pairs")] == ["あ"]
-
-
-@pytest.mark.parametrize("kind", ["missing", "empty-dir", "unusable"])
-def test_load_labeled_set_names_a_path_without_usable_clips(tmp_path, kind):
-    path = tmp_path / "set"
-    if kind != "missing":
-        path.mkdir()
-    if kind == "unusable":
-        (path / "metadata.csv").write_text("file_name,text\nnot-there.wav,x\n", encoding="utf-8")
-    with pytest.raises(WhisperAdaptError) as error:
-        load_labeled_set(path)
-    assert str(path) in str(error.value)
 
 
 def test_writers_refuse_ids_and_texts_the_layout_cannot_hold(tmp_path):

@@ -303,7 +303,7 @@ def test_eval_with_real_base_matches_direct_transcription(synth_wav, audiofolder
 def test_eval_scores_a_real_longform_recording(longform_set, synth_wav, audiofolder_set, tmp_path):
     """The packaged base on a 127-s recording, 92% of it room noise, murmur and keyboard: every system gets
     the long-form figures, and with our guards base invents nothing and no segment covers silence."""
-    from whisper_adapt.demo import demo_file
+    from whisper_adapt.resources import demo_file
 
     test_set = audiofolder_set("lf-test", [(t, synth_wav(t, "jm_kumo")) for t in SLOW_TEST_SENTENCES[:1]])
     status, stdout = _run_cli([

@@ -250,11 +250,12 @@ def _greedy_cer(model_dir: Path, clips: list[LabeledClip], cache_dir: Path) -> f
     """Pooled CER (numerals normalized) of the unadapted model's greedy transcripts, as validation decodes."""
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.evaluate import pooled_cer
+    from whisper_adapt.hf_decode import make_prompt
     from whisper_adapt.train import data as train_data
     from whisper_adapt.train.validate import decode_examples
 
     model, tokenizer = load_adapted_model(model_dir, []), load_tokenizer(model_dir)
-    prompt = train_data.make_prompt(tokenizer)
+    prompt = make_prompt(tokenizer)
     files = train_data.fill_encoder_cache(model, clips, cache_dir)
     examples, _ = train_data.build_examples(clips, tokenizer, prompt, files, 0.0, 0, model.config.max_target_positions)
     decoded = decode_examples(model, examples, prompt, tokenizer)
@@ -394,9 +395,8 @@ def test_base_learns_a_term_it_missed(synth_wav, tmp_path):
     from whisper_adapt.audio import decode_audio
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.features import clip_features
+    from whisper_adapt.hf_decode import greedy_decode, make_prompt
     from whisper_adapt.models import resolve_model
-    from whisper_adapt.train.data import make_prompt
-    from whisper_adapt.train.validate import greedy_decode
 
     train = [LabeledClip(f"k{i}", synth_wav(text, ("jf_alpha", "jm_kumo")[i % 2]), text, recording=f"k{i}")
              for i, text in enumerate(KAMIKI_TRAIN)]
@@ -628,26 +628,6 @@ def test_train_help_states_the_defaults_of_options_left_unset():
         assert stated and float(stated[1]) == default, own_help
 
 
-def test_validation_decoding_keeps_no_graph_and_uses_no_deprecated_arguments(tiny_whisper_dir):
-    import warnings
-
-    from whisper_adapt.convert import load_tokenizer
-    from whisper_adapt.train.data import make_prompt
-    from whisper_adapt.train.validate import greedy_decode
-
-    model = load_adapted_model(tiny_whisper_dir, [])
-    tokenizer = load_tokenizer(tiny_whisper_dir)
-    with torch.no_grad():
-        hidden = model.get_encoder()(torch.zeros(2, 80, 3000)).last_hidden_state
-    grad_enabled = []
-    model.register_forward_pre_hook(lambda module, args: grad_enabled.append(torch.is_grad_enabled()))
-    # transformers drops the deprecated keyword in 5.40: a warning today is a crash then.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        decoded = greedy_decode(model, hidden, [1.0, 2.0], make_prompt(tokenizer), tokenizer)
-    assert len(decoded) == 2 and grad_enabled and not any(grad_enabled)  # a KV cache of graphs would pile up
-
-
 def test_adapter_json_written_before_averaging_still_reads(trained, tmp_path):
     import shutil
 
@@ -663,10 +643,11 @@ def test_adapter_json_written_before_averaging_still_reads(trained, tmp_path):
 def test_term_positions_point_at_the_tokens_spelling_the_terms(timestamp_share, tiny_whisper_dir, tiny_clips):
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.hf_decode import make_prompt
     from whisper_adapt.train import data as train_data
 
     tokenizer = load_tokenizer(tiny_whisper_dir)
-    prompt = train_data.make_prompt(tokenizer)
+    prompt = make_prompt(tokenizer)
     glossary = parse_glossary("上期 (かみき) ← 紙木\n田中部長\nミライ計画\n")
     examples, _ = train_data.build_examples(tiny_clips, tokenizer, prompt, None, timestamp_share, 0, 448, glossary)
     spelled = {e.clip.text: tokenizer.decode([e.labels[i] for i in e.term_positions]) for e in examples}
@@ -679,11 +660,12 @@ def test_term_positions_point_at_the_tokens_spelling_the_terms(timestamp_share, 
 def test_term_weight_scales_the_loss_at_term_tokens_only(tiny_whisper_dir, tiny_clips):
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.glossary import parse_glossary
+    from whisper_adapt.hf_decode import make_prompt
     from whisper_adapt.train import data as train_data
     from whisper_adapt.train.trainer import term_weighted_loss
 
     model, tokenizer = load_adapted_model(tiny_whisper_dir, []), load_tokenizer(tiny_whisper_dir)
-    prompt = train_data.make_prompt(tokenizer)
+    prompt = make_prompt(tokenizer)
     examples, _ = train_data.build_examples(tiny_clips[:4], tokenizer, prompt, None, 0.5, 0, 448,
                                             parse_glossary("上期\nミライ計画\n"))
     dataset = train_data.ExampleDataset(examples, model.config.num_mel_bins)

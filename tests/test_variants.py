@@ -84,7 +84,8 @@ def test_nonspeech_clips_are_a_share_of_the_epoch_in_every_kind(data, tmp_path):
 
 def test_nonspeech_target_is_whispers_no_speech_answer(tiny_whisper_dir):
     from whisper_adapt.convert import load_tokenizer
-    from whisper_adapt.train.data import IGNORE_INDEX, make_prompt, nonspeech_sequence, target_sequence
+    from whisper_adapt.hf_decode import make_prompt
+    from whisper_adapt.train.data import IGNORE_INDEX, nonspeech_sequence, target_sequence
 
     tokenizer = load_tokenizer(tiny_whisper_dir)
     prompt = make_prompt(tokenizer, "ja")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +17,7 @@ from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.resources import sample_recording
 
 app = typer.Typer(
     help="Teach Whisper your organization's words, then transcribe its meetings — on this machine only.",
@@ -31,11 +31,6 @@ console = Console(stderr=True)
 @app.callback()
 def _commands() -> None:
     """Teach Whisper your organization's words, then transcribe its meetings — on this machine only."""
-
-
-def sample_recording() -> Path:
-    """The bundled 13-second Japanese sample (two voices) used by the quick start."""
-    return Path(str(resources.files("whisper_adapt") / "data" / "sample_ja.m4a"))
 
 
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
@@ -296,11 +291,11 @@ def train(
     """Adapt Whisper to your words: a small adapter holding the last epochs' average, or the best epoch, within a forgetting budget."""
     from whisper_adapt.augment import AugmentOptions
     from whisper_adapt.glossary import load_glossary
-    from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.methods import MethodOptions
     from whisper_adapt.train.recipe import Recipe, train_from_clips
     from whisper_adapt.train.trainer import PRESETS, TrainOptions
+    from whisper_adapt.transfer import load_labeled_set
 
     if preset is not None and preset not in PRESETS:
         raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")

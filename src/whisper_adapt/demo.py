@@ -21,7 +21,6 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,12 @@ import numpy as np
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, load_glossary
+from whisper_adapt.meeting_audio import Line, build_meeting, read_meeting, script_for
+from whisper_adapt.resources import demo_file, general_set_folder
 from whisper_adapt.synthcorpus import read_sentences
 
 TRAIN_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune")
 TEST_VOICE = "jf_tebukuro"  # in no training sentence, not in the meeting, not in the packaged general set
-MURMUR_GAIN = 0.3
-PAUSE_S = (0.6, 2.2)
-ROOM_NOISE = 0.003
 
 # (what, done, total): what the demo is doing and how far it is; total None while unknown.
 DemoProgress = Callable[[str, int, int | None], None]
@@ -66,17 +64,6 @@ class DemoResult:
     speakers: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Line:
-    voice: str
-    text: str
-    murmur: bool = False  # spoken over the other murmur lines: nobody could transcribe it
-
-
-def demo_file(name: str) -> Path:
-    return Path(str(resources.files("whisper_adapt") / "data" / "demo" / name))
-
-
 def training_sentences(share: float = 1.0) -> list[tuple[str, str]]:
     """(sentence, voice) of the training speech: voices cycled over the file's sentences, then `share` taken."""
     sentences = read_sentences(demo_file("train.txt"))
@@ -104,68 +91,10 @@ def speech_bank() -> dict[tuple[str, str], Path]:
     return {(clip.speaker, clip.text): clip.audio_path for clip in clips}
 
 
-def read_meeting(path: Path) -> list[Line]:
-    """`voice<TAB>text` lines; lines between `[murmur]` and `[/murmur]` are spoken at once."""
-    lines, murmur = [], False
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text in ("[murmur]", "[/murmur]"):
-            murmur = text == "[murmur]"
-            continue
-        voice, sep, said = text.partition("\t")
-        if not sep:
-            raise WhisperAdaptError(f"line {number}: expected voice<TAB>text", path)
-        lines.append(Line(voice, said.strip(), murmur))
-    return lines
-
-
 def take_share(items: Sequence, share: float) -> list:
     """Every item at share 1; otherwise an evenly spread subset (order kept), so each part stays represented."""
     count = max(1, round(len(items) * share))
     return [items[round(i * len(items) / count)] for i in range(count)]
-
-
-def build_meeting(lines: Sequence[Line], speech: Callable[[str, str], np.ndarray], rng: np.random.Generator,
-                  gap: Callable[[np.random.Generator], np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
-    """The meeting's audio and its script as spans [{start_s, end_s, text, speaker, murmur}]: lines in order
-    with pauses, murmur lines mixed into one stretch, faint room noise over everything. `gap(rng)` makes
-    what is heard before each line (default: a silent pause of PAUSE_S); long-form recordings put long
-    stretches of non-speech there (nonspeech.build_longform)."""
-    gap = gap or _pause
-    parts, spans, position = [], [], 0
-    index = 0
-    while index < len(lines):
-        group = [lines[index]]
-        while group[0].murmur and index + len(group) < len(lines) and lines[index + len(group)].murmur:
-            group.append(lines[index + len(group)])
-        voices = [speech(line.text, line.voice) for line in group]
-        length = max(len(v) for v in voices)
-        audio = sum(np.pad(v, (0, length - len(v))) for v in voices)
-        audio = (audio * MURMUR_GAIN if group[0].murmur else audio).astype(np.float32)
-        before = gap(rng).astype(np.float32)
-        start = position + len(before)
-        spans.append({"start_s": start / SAMPLE_RATE, "end_s": (start + length) / SAMPLE_RATE,
-                      "text": "".join(line.text for line in group), "speaker": group[0].voice,
-                      "murmur": group[0].murmur, "voices": [line.voice for line in group]})
-        parts += [before, audio]
-        position = start + length
-        index += len(group)
-    parts.append(np.zeros(SAMPLE_RATE, np.float32))
-    meeting = np.concatenate(parts)
-    meeting = meeting + rng.normal(0, ROOM_NOISE, meeting.size).astype(np.float32)
-    return np.clip(meeting, -1, 1).astype(np.float32), spans
-
-
-def _pause(rng: np.random.Generator) -> np.ndarray:
-    return np.zeros(round(rng.uniform(*PAUSE_S) * SAMPLE_RATE), np.float32)
-
-
-def script_for(start_s: float, end_s: float, spans: Sequence[dict]) -> tuple[str, bool]:
-    """(what was said in [start_s, end_s], whether murmur is in it): the spans whose middle lies inside."""
-    inside = [s for s in spans if start_s <= (s["start_s"] + s["end_s"]) / 2 < end_s]
-    return "".join(s["text"] for s in inside if not s["murmur"]), any(s["murmur"] for s in inside)
 
 
 def simulate_review(corpus_dir: Path, recording_path: Path, spans: Sequence[dict]) -> tuple[int, int]:
@@ -349,10 +278,10 @@ def prepare_meeting(corpus_dir: Path, meeting: Path, progress: DemoProgress) -> 
 
 def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> Path | None:
     """The default recipe on the reviewed clips; None when no epoch was worth keeping (said in the table)."""
-    from whisper_adapt.labeled import load_labeled_set
     from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.recipe import Recipe, train_from_clips
     from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions
+    from whisper_adapt.transfer import load_labeled_set
 
     settings = TrainOptions(seed=options.seed, **({"epochs": options.epochs} if options.epochs else {}))
 
@@ -434,7 +363,7 @@ def _enrol(folder: Path, participants: Sequence[str], clips_each: int = 3) -> No
     from whisper_adapt.labeled import read_audiofolder
 
     folder.mkdir(parents=True, exist_ok=True)
-    clips, _ = read_audiofolder(Path(str(resources.files("whisper_adapt") / "data" / "general_ja")))
+    clips, _ = read_audiofolder(general_set_folder())
     for voice in participants:
         own = [decode_audio(c.audio_path) for c in clips if c.speaker == voice][:clips_each]
         if not own:

@@ -123,7 +123,7 @@ class Item:
 def load_items(test: Path, general: Path | None, nonspeech: Path | None,
                longform: Path | None = None) -> dict[str, list[Item]]:
     """Every set's audio, decoded once; all unreadable inputs are reported together before any decoding."""
-    from whisper_adapt.labeled import load_labeled_set
+    from whisper_adapt.transfer import load_labeled_set
 
     sources: dict[str, list[tuple[str, Path, str | None]]] = {
         "test": [(c.clip_id, c.audio_path, c.text) for c in load_labeled_set(test)]}

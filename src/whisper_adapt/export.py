@@ -67,7 +67,7 @@ def export_model(base: str | Path, adapters: list[Path], out_dir: Path, quantiza
 
 def _sample_audio() -> np.ndarray:
     from whisper_adapt.audio import decode_audio
-    from whisper_adapt.cli import sample_recording
+    from whisper_adapt.resources import sample_recording
 
     return decode_audio(sample_recording())
 
@@ -78,8 +78,7 @@ def _decode_both(model, tokenizer, ct2_dir: Path, audio: np.ndarray) -> tuple[st
 
     from whisper_adapt.features import clip_features
     from whisper_adapt.guards import GuardOptions, collapse_repeats
-    from whisper_adapt.train.data import make_prompt
-    from whisper_adapt.train.validate import greedy_decode
+    from whisper_adapt.hf_decode import greedy_decode, make_prompt
 
     features = clip_features(audio, model.config.num_mel_bins)
     prompt = make_prompt(tokenizer, "ja")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ AUDIOFOLDER_METADATA = "metadata.csv"
 TEXT_COLUMNS = ("transcription", "text", "sentence")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 
-logger = logging.getLogger(__name__)
 
 Problems = list[WhisperAdaptError]
 
@@ -243,11 +241,7 @@ def _write_clip_audio(clips: Sequence[LabeledClip], folder: Path, target) -> Non
 
 
 def detect_layout(path: Path) -> str | None:
-    """'corpus', 'jvs', 'audiofolder', 'text-pairs', or None: which kind of labelled set `path` holds."""
-    from whisper_adapt.corpus import is_corpus
-
-    if is_corpus(path):
-        return "corpus"
+    """'jvs', 'audiofolder', 'text-pairs', or None: which layout of labelled set in files `path` holds."""
     if any(path.rglob(JVS_TRANSCRIPTS)):
         return "jvs"
     if any(path.rglob(AUDIOFOLDER_METADATA)):
@@ -262,7 +256,7 @@ READERS = {"jvs": read_jvs, "audiofolder": read_audiofolder, "text-pairs": read_
 
 def read_labeled(path: Path) -> tuple[list[LabeledClip], Problems]:
     """Clips and problems of a JVS, audiofolder or text-pairs set, whichever `path` holds."""
-    path = _set_root(Path(path))
+    path = labeled_set_dir(Path(path))
     layout = detect_layout(path) if path.is_dir() else None
     if layout not in READERS:
         raise WhisperAdaptError("not a labelled set (expected a JVS transcripts_utf8.txt, an audiofolder "
@@ -270,31 +264,8 @@ def read_labeled(path: Path) -> tuple[list[LabeledClip], Problems]:
     return READERS[layout](path)
 
 
-def load_labeled_set(path: Path) -> list[LabeledClip]:
-    """The clips of a labelled set: a corpus directory (its reviewed clips), JVS, audiofolder or text pairs.
-
-    Problems inside the set (a bad line, a missing WAV) are logged as warnings and those clips left out;
-    a path that holds no set, or none that is usable, raises WhisperAdaptError naming it.
-    """
-    path = _set_root(Path(path))
-    if not path.exists():
-        raise WhisperAdaptError("not found", path)
-    if path.is_dir() and detect_layout(path) == "corpus":
-        from whisper_adapt.corpus import open_corpus
-
-        with open_corpus(path) as corpus:
-            clips = corpus.labeled_clips()
-    else:
-        clips, problems = read_labeled(path)
-        for problem in problems:
-            logger.warning("%s", problem)
-    if not clips:
-        raise WhisperAdaptError("the labelled set holds no usable clips (a corpus needs reviewed clips)", path)
-    return clips
-
-
-def _set_root(path: Path) -> Path:
-    """Accept the set's index file itself as well as its directory."""
+def labeled_set_dir(path: Path) -> Path:
+    """The set's directory, given either it or its index file (transcripts_utf8.txt, metadata.csv)."""
     if path.is_file() and path.name in (JVS_TRANSCRIPTS, AUDIOFOLDER_METADATA):
         return path.parent
     return path

@@ -28,6 +28,7 @@ import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE, write_wav
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.meeting_audio import ROOM_NOISE, Line, build_meeting
 
 KINDS = ("room", "murmur", "keyboard", "quiet", "tones")
 LONGFORM_KINDS = ("room", "murmur", "keyboard", "quiet")  # what a long-form recording's gaps hold by default
@@ -144,8 +145,6 @@ def build_longform(
 ) -> tuple[np.ndarray, list[dict]]:
     """A recording of `sentences` ((voice, text), spoken by `speech(text, voice)`), each after a stretch of
     non-speech and the last followed by `tail_s` more, and its reference [{start, end, text, speaker}]."""
-    from whisper_adapt.demo import ROOM_NOISE, Line, build_meeting
-
     clips = {(text, voice): speech(text, voice) for voice, text in sentences}
     turn = itertools.count()
 

@@ -1,4 +1,5 @@
-"""Import labelled sets into a corpus and export its clips, in the layouts of `labeled.py`.
+"""Where the corpus meets labelled sets in files: import them into a corpus, export its clips in the layouts
+of `labeled.py`, and load the clips of either kind for training and evaluation.
 
 Imported clips arrive reviewed (a labelled set holds human transcripts), their audio decoded from any
 rate or container to our 16 kHz mono clips, with revision origin `import:<source>`. Importing the same
@@ -8,17 +9,20 @@ the corpus keeps its own text.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio
-from whisper_adapt.corpus import Corpus, Recording, open_corpus, safe_name, writing_corpus
+from whisper_adapt.corpus import Corpus, Recording, is_corpus, open_corpus, safe_name, writing_corpus
 from whisper_adapt.errors import WhisperAdaptError
-from whisper_adapt.labeled import LabeledClip, detect_layout, read_labeled, write_audiofolder, write_jvs
+from whisper_adapt.labeled import LabeledClip, labeled_set_dir, read_labeled, write_audiofolder, write_jvs
 from whisper_adapt.segment import WHISPER_WINDOW_S
 
 EXPORT_LAYOUTS = ("jvs", "audiofolder")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,7 +38,7 @@ def import_sets(corpus_dir: Path, sources: Sequence[Path], on_progress: Callable
     with writing_corpus(corpus_dir) as corpus:
         for source in sources:
             try:
-                clips, problems = _read_source(Path(source))
+                clips, problems = read_clips(Path(source))
             except WhisperAdaptError as e:
                 result.failures.append(e)
                 continue
@@ -43,11 +47,29 @@ def import_sets(corpus_dir: Path, sources: Sequence[Path], on_progress: Callable
     return result
 
 
-def _read_source(source: Path) -> tuple[list[LabeledClip], list[WhisperAdaptError]]:
-    if source.is_dir() and detect_layout(source) == "corpus":
+def read_clips(source: Path) -> tuple[list[LabeledClip], list[WhisperAdaptError]]:
+    """The clips of a corpus (its reviewed ones) or of a labelled set in files, and the set's problems."""
+    if is_corpus(source):
         with open_corpus(source) as other:
             return other.labeled_clips(), []
     return read_labeled(source)
+
+
+def load_labeled_set(path: Path) -> list[LabeledClip]:
+    """The clips of a labelled set: a corpus directory (its reviewed clips), JVS, audiofolder or text pairs.
+
+    Problems inside the set (a bad line, a missing WAV) are logged as warnings and those clips left out;
+    a path that holds no set, or none that is usable, raises WhisperAdaptError naming it.
+    """
+    path = labeled_set_dir(Path(path))
+    if not path.exists():
+        raise WhisperAdaptError("not found", path)
+    clips, problems = read_clips(path)
+    for problem in problems:
+        logger.warning("%s", problem)
+    if not clips:
+        raise WhisperAdaptError("the labelled set holds no usable clips (a corpus needs reviewed clips)", path)
+    return clips
 
 
 def _import_clips(corpus: Corpus, source: Path, clips: list[LabeledClip], result: ImportResult,

@@ -22,12 +22,11 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
-from pathlib import Path
 
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, count_terms
 from whisper_adapt.labeled import LabeledClip, read_audiofolder
+from whisper_adapt.resources import general_set_folder
 from whisper_adapt.selection import split_by_recording
 from whisper_adapt.train.soundalike import most_alike, sound_alike_scores
 
@@ -95,7 +94,7 @@ class AssembleOptions:
 def shipped_general_set() -> list[LabeledClip]:
     """About 1,170 everyday, office and news-style sentences in four synthetic voices, free of any company's
     words (scripts/general_ja.txt)."""
-    clips, problems = read_audiofolder(_shipped_folder())
+    clips, problems = read_audiofolder(general_set_folder())
     if problems or not clips:
         raise WhisperAdaptError(f"the packaged general set is damaged: {problems[:1]}")
     return clips
@@ -103,12 +102,8 @@ def shipped_general_set() -> list[LabeledClip]:
 
 def shipped_readings() -> dict[str, str]:
     """Audio file name → katakana reading of the packaged general set's sentences."""
-    with open(_shipped_folder() / "metadata.csv", encoding="utf-8", newline="") as f:
+    with open(general_set_folder() / "metadata.csv", encoding="utf-8", newline="") as f:
         return {row["file_name"]: row["reading"] for row in csv.DictReader(f) if row.get("reading")}
-
-
-def _shipped_folder() -> Path:
-    return Path(str(resources.files("whisper_adapt") / "data" / "general_ja"))
 
 
 def has_term(clip: LabeledClip, glossary: Glossary) -> bool:

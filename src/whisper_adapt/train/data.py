@@ -22,6 +22,7 @@ from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.files import file_sha256, write_atomically
 from whisper_adapt.features import clip_features
 from whisper_adapt.glossary import Glossary, find_matches
+from whisper_adapt.hf_decode import Prompt
 from whisper_adapt.labeled import LabeledClip
 
 TIMESTAMP_STEP_S = 0.02
@@ -38,39 +39,6 @@ class Example:
     prefix_file: Path | None = None  # the frozen decoder layers' output (train/prefix.py), when cached
     teacher_file: Path | None = None  # the unadapted model's top-k predictions (train/distill.py)
     term_positions: tuple[int, ...] = ()  # indexes into `labels` of tokens spelling a glossary term
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """Whisper's special tokens for a language, looked up once from the tokenizer."""
-
-    sot: int
-    language: int
-    transcribe: int
-    no_timestamps: int
-    eot: int
-    no_speech: int  # what Whisper predicts after <|startoftranscript|> where nobody speaks
-
-    @property
-    def timestamp_begin(self) -> int:
-        return self.no_timestamps + 1
-
-    @property
-    def plain(self) -> list[int]:
-        return [self.sot, self.language, self.transcribe, self.no_timestamps]
-
-
-def make_prompt(tokenizer, language: str = "ja") -> Prompt:
-    ids = tokenizer.convert_tokens_to_ids
-    language_id = ids(f"<|{language}|>")
-    if language_id == tokenizer.unk_token_id:
-        raise WhisperAdaptError(f"unknown language '{language}' for this model's tokenizer")
-    # Whisper large-v3 names it <|nospeech|>; the earlier multilingual vocabularies <|nocaptions|>.
-    no_speech = ids("<|nospeech|>")
-    if no_speech == tokenizer.unk_token_id:
-        no_speech = ids("<|nocaptions|>")
-    return Prompt(ids("<|startoftranscript|>"), language_id, ids("<|transcribe|>"), ids("<|notimestamps|>"),
-                  ids("<|endoftext|>"), no_speech)
 
 
 def target_sequence(text_ids: list[int], prompt: Prompt, duration_s: float | None,

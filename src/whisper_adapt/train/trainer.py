@@ -27,6 +27,7 @@ import torch
 from whisper_adapt.augment import AugmentOptions
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
+from whisper_adapt.hf_decode import make_prompt
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.adapter import AdapterInfo, save_adapter
 from whisper_adapt.train.assemble import TrainData
@@ -156,7 +157,7 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     base_dir = resolve_model(base, "hf")
     model = load_adapted_model(base, list(stack_on), device="cpu")
     tokenizer = load_tokenizer(base_dir)
-    prompt = train_data.make_prompt(tokenizer, options.language)
+    prompt = make_prompt(tokenizer, options.language)
     method = get_method(options.method)
     layers = resolve_layers(model, options.method_options.layers)
 
