@@ -28,6 +28,7 @@ import numpy as np
 from whisper_adapt.audio import SAMPLE_RATE, decode_audio, lossy_round_trip
 from whisper_adapt.errors import WhisperAdaptError
 
+
 @dataclass(frozen=True)
 class AugmentOptions:
     # Augmented variants rendered per training clip; each epoch trains on the clean clip and one of them.
