@@ -7,9 +7,12 @@ The same audio (about a minute of distinct synthesized sentences, two voices, pa
   3. the Hugging Face transformers ASR pipeline on the same weights (converted by models.py), greedy,
      30 s chunks, float32.
 Each is run --repeats times, interleaved; the median wall time is reported with the real-time factor
-and the ratios (goals: ours ≥ 0.95× faster-whisper, ≥ 4× transformers on CPU).
+and the ratios (goals: ours ≥ 0.95× faster-whisper, ≥ 4× transformers on CPU). With --pause-s 2 or more
+each sentence is a VAD stretch of its own, which our sequential path decodes apart (one encoder pass each)
+where faster-whisper glues them into shared windows: that shows what losing no sentence costs.
 
-    python bench/transcribe_speed.py [--model base] [--repeats 5] [--beam-size 1] [--seconds 60] [--compute-type auto] [--batch-size 8]
+    python bench/transcribe_speed.py [--model base] [--repeats 5] [--beam-size 1] [--seconds 60] [--pause-s 1]
+                                     [--compute-type auto] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ SENTENCES = (
 )
 
 
-def bench_audio(seconds: float) -> np.ndarray:
+def bench_audio(seconds: float, pause_s: float) -> np.ndarray:
     """Distinct sentences in two voices with pauses (repeating one clip would look like a decoder loop)."""
     from whisper_adapt.audio import SAMPLE_RATE
     from whisper_adapt.synth import synthesize_speech
 
-    pause = np.zeros(SAMPLE_RATE, np.float32)
+    pause = np.zeros(round(pause_s * SAMPLE_RATE), np.float32)
     pieces: list[np.ndarray] = []
     for index in range(1000):
         if sum(len(p) for p in pieces) >= seconds * SAMPLE_RATE:
@@ -55,6 +58,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--pause-s", type=float, default=1.0,
+                        help="silence after each sentence; from 2 s on, VAD makes each sentence a stretch of its own")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch for our batched row")
     parser.add_argument("--compute-type", default="auto", help="CTranslate2 compute type for both faster-whisper paths")
     args = parser.parse_args()
@@ -66,7 +71,7 @@ def main() -> None:
     from whisper_adapt.models import resolve_model
     from whisper_adapt.transcribe import TranscribeOptions, load_model, transcribe_audio
 
-    audio = bench_audio(args.seconds)
+    audio = bench_audio(args.seconds, args.pause_s)
     duration_s = len(audio) / 16000
     model = load_model(args.model, device="cpu", compute_type=args.compute_type)
     options = TranscribeOptions(beam_size=args.beam_size)

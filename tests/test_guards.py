@@ -71,6 +71,8 @@ def test_invalid_options_are_rejected():
         replace(OPTIONS, foreign_hanzi_min=0)
     with pytest.raises(WhisperAdaptError, match="max_pause_s must be positive"):
         replace(OPTIONS, max_pause_s=0.0)
+    with pytest.raises(WhisperAdaptError, match="min_speech_share must be between 0 and 1"):
+        replace(OPTIONS, min_speech_share=1.5)
 
 
 @pytest.mark.parametrize(
@@ -260,3 +262,15 @@ def test_a_segment_is_trimmed_to_its_words_and_one_without_words_is_left_alone()
         Segment(12.4, 14.1, "本日の会議です", words=words)]
     bare = spoken(10.0, 20.0, "本日の会議です")
     assert split_at_pauses(bare, 1.0) == [bare]
+
+
+def test_a_segment_over_weak_speech_is_dropped_only_when_the_speech_share_is_known():
+    """Rule 12, from the adapted model's failure on next-room murmur (speech in 18-20% of the frames)."""
+    murmur, sentence = spoken(178.1, 181.3, "仕方が良いので、気を付けます。"), spoken(191.1, 194.6, "真鶴センターの責任者が交代しました。")
+    shares = {178.1: 0.2, 191.1: 0.74}
+    kept, dropped = apply_guards([murmur, sentence], OPTIONS, "ja", lambda start_s, end_s: shares[start_s])
+    assert kept == [sentence]
+    assert dropped == [(murmur, "weak speech: VAD heard speech in 20% of it < 35%")]
+    assert apply_guards([murmur, sentence], OPTIONS, "ja")[0] == [murmur, sentence]
+    no_rule = replace(OPTIONS, min_speech_share=None)
+    assert apply_guards([murmur, sentence], no_rule, "ja", lambda start_s, end_s: 0.0)[0] == [murmur, sentence]

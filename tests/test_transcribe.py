@@ -251,6 +251,45 @@ def test_no_segment_spans_the_silence_between_sentences(base_model, longform_set
     assert max(raw_worst) > 10.0, f"precondition: raw faster-whisper spans long silences ({raw_worst})"
 
 
+@pytest.fixture(scope="session")
+def eight_sentence_meeting():
+    """(audio, reference spans): eight of the demo's held-out sentences, each after 10-45 s without speech."""
+    from whisper_adapt.demo import TEST_VOICE, speech_bank
+    from whisper_adapt.longform import Span
+    from whisper_adapt.nonspeech import build_longform
+    from whisper_adapt.resources import demo_file
+    from whisper_adapt.synthcorpus import read_sentences
+
+    bank, sentences = speech_bank(), read_sentences(demo_file("test.txt"))
+    rng = np.random.default_rng(1)  # a draw on which the glossary prompt drops sentences (measured)
+    chosen = [(TEST_VOICE, sentences[i]) for i in rng.choice(len(sentences), 8, replace=False)]
+    audio, reference = build_longform(chosen, lambda text, voice: decode_audio(bank[voice, text]), rng)
+    return audio, [Span(r["start"], r["end"], r["text"]) for r in reference]
+
+
+@pytest.mark.slow
+def test_a_decoder_that_ends_its_text_early_loses_no_sentence(base_model, eight_sentence_meeting):
+    """Issue #20: the adapted model (and base given the glossary as prompt) ends its text after the first
+    sentence of a window; faster-whisper's VAD glues sentences from minutes apart into one window, so the
+    rest of that window was lost and the last segment's time stretched over the silences (19.8-189.7 s for
+    「上期の上」). Decoding each VAD region on its own loses nothing (the precondition: raw faster-whisper
+    with VAD loses over a quarter of the text)."""
+    from whisper_adapt.glossary import load_glossary, prompt_text
+    from whisper_adapt.longform import silence_covered_s
+    from whisper_adapt.resources import demo_file
+
+    audio, spans = eight_sentence_meeting
+    prompt = prompt_text(load_glossary(demo_file("glossary.txt")))
+    reference = "".join(span.text for span in spans)
+    raw, _ = base_model.transcribe(audio, language="ja", vad_filter=True, initial_prompt=prompt,
+                                   condition_on_previous_text=False)
+    assert len(_chars("".join(s.text for s in raw))) < 0.75 * len(_chars(reference)), "precondition"
+    transcript = transcribe_audio(base_model, audio, TranscribeOptions(initial_prompt=prompt))
+    assert _cer(reference, transcript.text) < 0.3
+    assert all(any(s.start_s < span.end_s and s.end_s > span.start_s for s in transcript.segments) for span in spans)
+    assert max(silence_covered_s(segment, spans) for segment in transcript.segments) <= 2.0
+
+
 def test_memory_does_not_follow_the_recording_length(tiny_whisper_dir, tmp_path):
     """An hour of room noise took `transcribe` to 1.16 GB: now an hour needs what ten minutes do."""
     import subprocess

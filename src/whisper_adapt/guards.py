@@ -28,7 +28,11 @@ transcript counts drops by. `apply_guards` runs them in this order:
 11. foreign script (Japanese): a run of more than `latin_run_max_words` Latin-letter words in a row (an
     English sentence: translation drift) is cut out of the segment and kept among the dropped; a part
     left without letters is dropped whole. Product names, acronyms and URLs are shorter runs
-    ("Microsoft Teams", "AWS", "https://…" count as 2, 1 and 1 words).
+    ("Microsoft Teams", "AWS", "https://…" count as 2, 1 and 1 words);
+12. weak speech: when the caller knows where VAD heard speech (`speech_share`), a segment under which less
+    than `min_speech_share` of the frames are speech is dropped. VAD lets through stretches of next-room
+    murmur where it hears speech in a few frames; decoded alone, Whisper writes a sentence there
+    (「仕方が良いので、気を付けます。」 on 3.5 s of murmur, speech in 20% of its frames; sentences ≥ 60%).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -109,6 +113,8 @@ class GuardOptions:
     # A pause longer than this inside a segment splits it (None: never). Within a sentence words follow
     # each other without gaps; issue #20 requires no subtitle over more than 2 s of silence.
     max_pause_s: float | None = 1.0
+    # Spoken segments measured ≥ 0.6 (pauses between words and VAD's edges lower it), murmur 0.2 (rule 12).
+    min_speech_share: float | None = 0.35
 
     def __post_init__(self) -> None:
         if self.max_repeats < 1 or self.repeat_unit_max_chars < 1:
@@ -121,6 +127,8 @@ class GuardOptions:
             raise WhisperAdaptError("guard options: foreign_hanzi_min and latin_run_max_words must be at least 1")
         if self.max_pause_s is not None and self.max_pause_s <= 0:
             raise WhisperAdaptError("guard options: max_pause_s must be positive (or None to never split)")
+        if self.min_speech_share is not None and not 0 <= self.min_speech_share <= 1:
+            raise WhisperAdaptError("guard options: min_speech_share must be between 0 and 1 (or None)")
 
 
 def _normalize(text: str) -> str:
@@ -261,10 +269,12 @@ def _check_segment(segment: Segment, options: GuardOptions, language: str | None
 
 
 def apply_guards(
-    segments: Sequence[Segment], options: GuardOptions = GuardOptions(), language: str | None = None
+    segments: Sequence[Segment], options: GuardOptions = GuardOptions(), language: str | None = None,
+    speech_share: Callable[[float, float], float] | None = None,
 ) -> tuple[list[Segment], list[tuple[Segment, str]]]:
     """Kept segments (text possibly repaired, split at pauses) and the dropped ones with the reason, in time
-    order. `language` is the transcript's (the script rules apply to "ja")."""
+    order. `language` is the transcript's (the script rules apply to "ja"); `speech_share(start_s, end_s)`,
+    the share of that stretch VAD calls speech, turns on rule 12."""
     kept: list[Segment] = []
     dropped: list[tuple[Segment, str]] = []
     for segment in segments:
@@ -280,6 +290,9 @@ def apply_guards(
     if language == "ja":
         kept, runs = _cut_latin_runs(kept, options)
         dropped.extend(runs)
+    if speech_share is not None and options.min_speech_share is not None:
+        kept, weak = _drop_weak_speech(kept, options.min_speech_share, speech_share)
+        dropped.extend(weak)
     dropped.sort(key=lambda item: item[0].start_s)
     return kept, dropped
 
@@ -299,6 +312,19 @@ def _cut_latin_runs(segments: list[Segment], options: GuardOptions) -> tuple[lis
         text = (segment.text[:runs[0].start()] + "".join(pieces) + segment.text[runs[-1].end():]).strip()
         if any(unicodedata.category(char)[0] == "L" for char in text):
             kept.append(replace(segment, text=text, words=()))  # the word timings no longer match the text
+    return kept, dropped
+
+
+def _drop_weak_speech(segments: list[Segment], min_share: float, speech_share: Callable[[float, float], float]
+                      ) -> tuple[list[Segment], list[tuple[Segment, str]]]:
+    kept: list[Segment] = []
+    dropped: list[tuple[Segment, str]] = []
+    for segment in segments:
+        share = speech_share(segment.start_s, segment.end_s)
+        if share < min_share:
+            dropped.append((segment, f"weak speech: VAD heard speech in {share:.0%} of it < {min_share:.0%}"))
+        else:
+            kept.append(segment)
     return kept, dropped
 
 

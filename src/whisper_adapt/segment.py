@@ -37,6 +37,7 @@ _FRAME = 160  # 10 ms energy frames
 # (the っ of 確定して, ~100 ms) is not, so the word does not get cut there.
 _SMOOTH_FRAMES = 21
 _MIN_SPEECH_MS = 250  # shorter blips (a click, a cough) are not speech regions
+VAD_FRAME = 512  # Silero's frame at 16 kHz (32 ms)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,36 @@ def speech_regions(buffer: np.ndarray, options: SegmentOptions) -> list[tuple[in
     vad = VadOptions(threshold=options.vad_threshold, min_speech_duration_ms=_MIN_SPEECH_MS,
                      min_silence_duration_ms=options.min_silence_ms, speech_pad_ms=options.pad_ms)
     return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(buffer, vad)]
+
+
+@dataclass(frozen=True)
+class SpeechMap:
+    """Where Silero VAD hears speech in a stretch of audio: the padded regions (seconds) that the decoder is
+    given, and the per-frame speech probability, which the guards read under each segment."""
+
+    probabilities: np.ndarray  # one per VAD_FRAME samples
+    regions_s: tuple[tuple[float, float], ...]
+    threshold: float
+
+    def speech_share(self, start_s: float, end_s: float) -> float:
+        """The share of the frames between `start_s` and `end_s` that VAD calls speech (at least one frame)."""
+        first = int(start_s * SAMPLE_RATE) // VAD_FRAME
+        last = max(first + 1, -(-int(end_s * SAMPLE_RATE) // VAD_FRAME))
+        frames = self.probabilities[first:last]
+        return float(np.mean(frames > self.threshold)) if frames.size else 0.0
+
+
+def speech_map(audio: np.ndarray) -> SpeechMap:
+    """`audio`'s SpeechMap with faster-whisper's default VAD settings (what its `vad_filter` uses)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
+
+    vad = VadOptions()
+    if len(audio) == 0:
+        return SpeechMap(np.zeros(0, np.float32), (), vad.threshold)
+    # Padded as get_speech_timestamps pads, so frame i covers the same samples in both.
+    probabilities = np.asarray(get_vad_model()(np.pad(audio, (0, VAD_FRAME - len(audio) % VAD_FRAME)))).reshape(-1)
+    regions = tuple((r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, vad))
+    return SpeechMap(probabilities, regions, vad.threshold)
 
 
 def pause_cut(buffer: np.ndarray, lowest: int, highest: int, min_silence_ms: int = 300) -> int:

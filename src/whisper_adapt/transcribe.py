@@ -21,6 +21,7 @@ from whisper_adapt.guards import GuardOptions, apply_guards
 from whisper_adapt.transcript import Segment, Transcript, Word
 
 if TYPE_CHECKING:
+    from whisper_adapt.segment import SpeechMap
     from whisper_adapt.speakers import SpeakerLabeller
 
 # (file, seconds done, seconds total): how the caller draws its progress bar.
@@ -92,15 +93,18 @@ def transcribe_audio(
     on_progress: ProgressFn | None = None,
 ) -> Transcript:
     """Transcribe 16 kHz mono samples; guards run on the output of either decoder path."""
+    from whisper_adapt.segment import speech_map
+
     duration_s = len(audio) / SAMPLE_RATE
-    raw_segments, language = _run_decoder(model, audio, options)
+    speech = speech_map(audio) if options.vad else None
+    raw_segments, language = _run_decoder(model, audio, options, speech)
     segments = []
     for raw in raw_segments:
         segments.append(_to_segment(raw))
         if on_progress:
             on_progress(source, min(raw.end, duration_s), duration_s)
     segments, outside = _clamp_to_audio(segments, duration_s)
-    kept, dropped = apply_guards(segments, options.guards, language)
+    kept, dropped = apply_guards(segments, options.guards, language, speech.speech_share if speech else None)
     dropped = sorted(dropped + outside, key=lambda item: item[0].start_s)
     if not options.word_timestamps:  # asked for by the pause guard only
         kept = [replace(segment, words=()) for segment in kept]
@@ -178,7 +182,12 @@ def _shifted(segment: Segment, offset_s: float) -> Segment:
     return replace(segment, start_s=segment.start_s + offset_s, end_s=segment.end_s + offset_s, words=words)
 
 
-def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions) -> tuple[Iterable, str]:
+def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions, speech: SpeechMap | None) -> tuple[Iterable, str]:
+    """faster-whisper's segments and language. The sequential decoder hears each VAD region on its own
+    (`clip_timestamps`) rather than faster-whisper's concatenation of them: there a window glues sentences
+    from minutes apart, and a decoder that ends its text early (an adapted model or a prompt does, after the
+    first sentence) loses every other sentence of the window, while its last segment's time stretches over
+    the silences between them. (The batched pipeline decodes VAD chunks packed into 30-s pieces, each apart.)"""
     settings = dict(
         language=options.language,
         beam_size=options.beam_size,
@@ -192,6 +201,8 @@ def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions) -> tuple[
         hotwords=options.hotwords,
         vad_filter=options.vad,
     )
+    if speech is not None and speech.regions_s and not options.batch_size:
+        settings.update(vad_filter=False, clip_timestamps=[edge for region in speech.regions_s for edge in region])
     if options.batch_size:
         from faster_whisper import BatchedInferencePipeline
 
