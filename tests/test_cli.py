@@ -4,9 +4,13 @@ typer (with the real click) that pyproject.toml admits."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
 import subprocess
 import sys
+import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -161,3 +165,84 @@ def test_names_with_square_brackets_are_printed_as_they_are(tmp_path, capsys, ti
     assert status == 1 and f"{empty}: file is empty" in err
     assert main(["corpus", "stats", str(tmp_path / "c[1]")]) == 2
     assert "c[1]" in capsys.readouterr().err.replace("\n", "")
+
+
+# Options whose default is stated by the CLI because no dataclass field or function parameter holds one:
+# where output goes, where servers listen, and serve's language (auto, where files default to Japanese).
+CLI_DEFAULTS = {("transcribe", "formats"), ("transcribe", "out"), ("eval", "out"), ("demo", "out"),
+                ("review", "host"), ("review", "port"), ("serve", "host"), ("serve", "port"), ("serve", "language")}
+PRINTING = {"print", "status", "update"}  # console.print, console.status, status.update: shown, not used
+
+
+def cli_commands() -> list[tuple[str, object]]:
+    """(command words, handler) for every command of the app, the groups' commands included."""
+    from whisper_adapt.cli import app
+
+    commands = [(info.name or info.callback.__name__, info.callback) for info in app.registered_commands]
+    for group in app.registered_groups:
+        commands += [(f"{group.name} {info.name}", info.callback) for info in group.typer_instance.registered_commands]
+    return commands
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _assigned(statements: list[ast.stmt]) -> set[str]:
+    targets = set()
+    for statement in statements:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.withitem, ast.NamedExpr)):
+                for target in getattr(node, "targets", None) or [getattr(node, "target", None) or node.optional_vars]:
+                    targets |= _names(target) if target is not None else set()
+    return targets
+
+
+def reaches_a_call(handler, name: str) -> bool:
+    """Whether the parameter `name` flows, through assignments and the conditions they sit under, into the
+    arguments of a call that is not printing: a field or parameter that code goes on to read."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(handler))).body[0].body
+    tainted = {name}
+    for _ in range(4):  # a value may pass through a few assignments
+        for node in (n for statement in body for n in ast.walk(statement)):
+            value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) else None
+            if value is not None and _names(value) & tainted:
+                tainted |= _assigned([node]) if not isinstance(node, ast.NamedExpr) else _names(node.target)
+            if isinstance(node, (ast.If, ast.With, ast.For)):
+                head = node.test if isinstance(node, ast.If) else node.iter if isinstance(node, ast.For) else ast.Tuple([i.context_expr for i in node.items])
+                if _names(head) & tainted:
+                    tainted |= _assigned(node.body + list(getattr(node, "items", [])))
+    calls = [n for statement in body for n in ast.walk(statement) if isinstance(n, ast.Call)]
+    printed = {id(inner) for call in calls if getattr(call.func, "attr", None) in PRINTING for inner in ast.walk(call)}
+    return any(_names(argument) & tainted for call in calls if id(call) not in printed
+               for argument in call.args + [keyword.value for keyword in call.keywords])
+
+
+def test_every_option_reaches_code_that_reads_it():
+    """An option parsed and never passed on is a promise the program does not keep."""
+    unread = [f"{command} --{name.replace('_', '-')}" for command, handler in cli_commands()
+              for name in inspect.signature(handler).parameters if not reaches_a_call(handler, name)]
+    assert not unread, f"options that reach no dataclass field or function parameter: {unread}"
+
+
+def test_defaults_come_from_the_dataclasses():
+    """An absent option is None, so the field or parameter it feeds decides: a default restated in the CLI
+    drifts from the code's. A one-sided flag (--resume) is False: absent, it asks for nothing."""
+    restated = []
+    for command, handler in cli_commands():
+        hints = typing.get_type_hints(handler, include_extras=True)
+        for name, parameter in inspect.signature(handler).parameters.items():
+            flag = hints[name].__origin__ is bool and parameter.default is False
+            given = parameter.default in (None, inspect.Parameter.empty) or flag
+            if not given and (command, name) not in CLI_DEFAULTS:
+                restated.append(f"{command} --{name.replace('_', '-')}={parameter.default!r}")
+    assert not restated, f"defaults restated in the CLI: {restated}"
+
+
+def test_the_reach_check_sees_an_option_that_goes_nowhere():
+    def handler(corpus: str, unused: int | None = None, shown: str | None = None, passed: int | None = None):
+        chosen = passed
+        console.print(shown)
+        run(corpus, limit=chosen)
+
+    assert [name for name in ("corpus", "unused", "shown", "passed") if reaches_a_call(handler, name)] == ["corpus", "passed"]
