@@ -3,7 +3,8 @@
 One module per command family (transcribe, corpus, train, evaluate) holds the handlers; this one builds the
 typer app from them and runs it. Heavy libraries (torch, transformers, faster-whisper) are imported inside
 the handlers so `--help` is instant. An option left out arrives as None and takes the default of the
-dataclass field or function parameter it feeds (`common.given`), so defaults are stated once.
+dataclass field or function parameter it feeds (`common.given`), so defaults are stated once; `--help`
+reads them from there (`common.defaults_from`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt.cli import corpus, evaluate, train, transcribe
-from whisper_adapt.cli.common import console
+from whisper_adapt.cli.common import ShowsDefaults, console
 from whisper_adapt.errors import WhisperAdaptError
 
 app = typer.Typer(
@@ -32,21 +33,22 @@ def _commands() -> None:
     """Teach Whisper your organization's words, then transcribe its meetings — on this machine only."""
 
 
-app.command()(transcribe.transcribe)
-app.command()(corpus.prepare)
+# ShowsDefaults: each option's help notes the default its dataclass field or function parameter holds.
+app.command(cls=ShowsDefaults)(transcribe.transcribe)
+app.command(cls=ShowsDefaults)(corpus.prepare)
 corpus_app = typer.Typer(help="Inspect, select from, import into and export a corpus.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
-corpus_app.command("stats")(corpus.corpus_stats)
-corpus_app.command("select")(corpus.corpus_select)
-corpus_app.command("import")(corpus.corpus_import)
-corpus_app.command("export")(corpus.corpus_export)
-app.command()(train.train)
-app.command()(corpus.review)
-app.command()(transcribe.serve)
-app.command()(corpus.synth)
-app.command()(evaluate.export)
-app.command("eval")(evaluate.eval_)
-app.command()(evaluate.demo)
+corpus_app.command("stats", cls=ShowsDefaults)(corpus.corpus_stats)
+corpus_app.command("select", cls=ShowsDefaults)(corpus.corpus_select)
+corpus_app.command("import", cls=ShowsDefaults)(corpus.corpus_import)
+corpus_app.command("export", cls=ShowsDefaults)(corpus.corpus_export)
+app.command(cls=ShowsDefaults)(train.train)
+app.command(cls=ShowsDefaults)(corpus.review)
+app.command(cls=ShowsDefaults)(transcribe.serve)
+app.command(cls=ShowsDefaults)(corpus.synth)
+app.command(cls=ShowsDefaults)(evaluate.export)
+app.command("eval", cls=ShowsDefaults)(evaluate.eval_)
+app.command(cls=ShowsDefaults)(evaluate.demo)
 
 
 def _quiet_libraries() -> None:

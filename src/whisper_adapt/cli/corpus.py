@@ -10,13 +10,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, given, progress_bars,
-                                      report_failures)
+from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given,
+                                      progress_bars, report_failures)
 from whisper_adapt.errors import WhisperAdaptError
+
+DRAFT = "whisper_adapt.prepare:DraftOptions"
+SEGMENT = "whisper_adapt.segment:SegmentOptions"
 
 CorpusArg = Annotated[Path, typer.Argument(help="Corpus directory.")]
 
 
+@defaults_from(model=f"{DRAFT}.model", redraft="whisper_adapt.prepare:prepare.redraft",
+               draft=("whisper_adapt.prepare:prepare.draft", lambda drafting: drafting is not None),
+               beam_size=f"{DRAFT}.beam_size", language=f"{DRAFT}.language", min_clip_s=f"{SEGMENT}.min_clip_s",
+               max_clip_s=f"{SEGMENT}.max_clip_s", min_silence_ms=f"{SEGMENT}.min_silence_ms",
+               pad_ms=f"{SEGMENT}.pad_ms", device=f"{DRAFT}.device", compute_type=f"{DRAFT}.compute_type")
 def prepare(
     corpus: Annotated[Path, typer.Option(help="Corpus directory (created if missing).")],
     recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings to cut into clips (any audio or video file).")] = None,
@@ -101,6 +109,8 @@ def corpus_stats(
         Console().print(coverage)
 
 
+@defaults_from(validation_share="whisper_adapt.selection:select_training.validation_share",
+               seed="whisper_adapt.selection:select_training.seed")
 def corpus_select(
     corpus: CorpusArg,
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary for --general-share: which clips hold a term.")] = None,
@@ -146,6 +156,8 @@ def corpus_import(
     report_failures(result.failures, len(sources))
 
 
+@defaults_from(layout="whisper_adapt.transfer:export_corpus.layout", status="whisper_adapt.transfer:export_corpus.status",
+               group="whisper_adapt.transfer:export_corpus.group")
 def corpus_export(
     corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Directory to write the set into.")],
@@ -180,6 +192,8 @@ def review(
     serve_review(corpus, terms, host, port, required, reviewer)
 
 
+@defaults_from(voices="whisper_adapt.synthcorpus:synthesize_corpus.voices",
+               seed="whisper_adapt.synthcorpus:synthesize_corpus.seed")
 def synth(
     glossary: Annotated[Path, typer.Option(help="Glossary file: terms with a reading are spoken by their reading.")],
     corpus: Annotated[Path, typer.Option(help="Corpus directory to add the clips to (created if missing).")],

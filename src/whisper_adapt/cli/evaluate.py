@@ -10,9 +10,16 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import ComputeTypeOpt, DeviceOpt, ModelOpt, console, given, progress_bars
+from whisper_adapt.cli.common import ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given, progress_bars
+
+EVAL = "whisper_adapt.eval_run:EvalOptions"
+DEMO = "whisper_adapt.demo:DemoOptions"
 
 
+@defaults_from(model="whisper_adapt.models:PACKAGED_BASE", compare="whisper_adapt.eval_run:COMPARISONS",
+               beam_size=f"{EVAL}.beam_size", numerals=f"{EVAL}.numerals", bootstrap=f"{EVAL}.bootstrap_samples",
+               seed=f"{EVAL}.seed", perturb_seed="whisper_adapt.eval_run:PERTURB_SEED", device=f"{EVAL}.device",
+               compute_type=f"{EVAL}.compute_type")
 def eval_(
     test: Annotated[Path, typer.Option(help="Test set: a corpus directory (reviewed clips), a JVS folder, an audiofolder or wav+txt pairs.")],
     glossary: Annotated[Path, typer.Option(help="Glossary file: terms scored for recall; used as prompt, hotwords and dictionary.")],
@@ -66,6 +73,7 @@ def _print_summary(report: dict) -> None:
     StdoutConsole(width=None if sys.stdout.isatty() else 200).print(summary_table(report))
 
 
+@defaults_from(model="whisper_adapt.models:PACKAGED_BASE", quantization="whisper_adapt.export:export_model.quantization")
 def export(
     adapter: Annotated[list[Path], typer.Option(help="Adapter directory (a train OUT or OUT/adapter); repeat to merge stacked adapters in order.")],
     out: Annotated[Path, typer.Option(help="Output: a CTranslate2 model directory (merged Hugging Face model in OUT/hf).")],
@@ -83,6 +91,7 @@ def export(
     console.print(f"wrote {escape(str(result.out_dir))}: transcribe with --model {escape(str(result.out_dir))}")
 
 
+@defaults_from(model=f"{DEMO}.model", share=f"{DEMO}.share", seed=f"{DEMO}.seed")
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for everything the demo makes (speech, corpus, adapter, model, report, minutes).")] = Path("whisper-adapt-demo"),
     model: ModelOpt = None,

@@ -9,9 +9,17 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import ModelOpt, console, given, progress_bars
+from whisper_adapt.cli.common import ModelOpt, console, defaults_from, given, progress_bars
+
+TRAIN = "whisper_adapt.train.trainer:TrainOptions"
+METHOD = "whisper_adapt.train.methods:MethodOptions"
 
 
+@defaults_from(model="whisper_adapt.models:PACKAGED_BASE", method=f"{TRAIN}.method", layers=f"{METHOD}.layers",
+               grad_accum=f"{TRAIN}.grad_accum", lora_rank=f"{METHOD}.lora_rank", lora_alpha=f"{METHOD}.lora_alpha",
+               forgetting_budget=f"{TRAIN}.forgetting_budget", timestamp_share=f"{TRAIN}.timestamp_share",
+               augment=(f"{TRAIN}.augment", lambda augment: augment is not None), seed=f"{TRAIN}.seed",
+               language=f"{TRAIN}.language")
 def train(
     corpus: Annotated[Path, typer.Option(help="Training clips: a corpus directory (its reviewed clips), a JVS folder, an audiofolder or name.wav+name.txt pairs.")],
     out: Annotated[Path, typer.Option(help="Run directory: the adapter goes to OUT/adapter, checkpoints and TensorBoard logs beside it.")],

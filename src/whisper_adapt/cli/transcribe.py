@@ -9,11 +9,18 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, file_progress, given,
-                                      progress_bars, report_failures)
+from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, file_progress,
+                                      given, progress_bars, report_failures)
 from whisper_adapt.errors import WhisperAdaptError
 
+OPTIONS = "whisper_adapt.transcribe:TranscribeOptions"
+LIMITS = "whisper_adapt.serve:Limits"
 
+
+@defaults_from(model="whisper_adapt.models:PACKAGED_BASE", language=f"{OPTIONS}.language",
+               beam_size=f"{OPTIONS}.beam_size", batch_size=f"{OPTIONS}.batch_size", vad=f"{OPTIONS}.vad",
+               word_timestamps=f"{OPTIONS}.word_timestamps", device="whisper_adapt.transcribe:load_model.device",
+               compute_type="whisper_adapt.transcribe:load_model.compute_type")
 def transcribe(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Audio or video files (wav, mp3, m4a, mp4, …).")] = None,
     model: ModelOpt = None,
@@ -21,7 +28,7 @@ def transcribe(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json, md (minutes).", callback=check.output_formats)] = "txt,srt,vtt,json",
     out: Annotated[Path, typer.Option(help="Directory for the transcripts (created if missing).")] = Path("transcripts"),
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its misrecognitions are replaced by the terms.")] = None,
-    prompt_glossary: Annotated[Optional[bool], typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = None,
+    prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = False,
     beam_size: Annotated[Optional[int], typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.", min=0)] = None,
     vad: Annotated[Optional[bool], typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = None,
@@ -82,6 +89,11 @@ def _language(value: str | None) -> dict:
     return {} if value is None else {"language": None if value == AUTO else value}
 
 
+@defaults_from(model="whisper_adapt.models:PACKAGED_BASE", beam_size=f"{OPTIONS}.beam_size",
+               max_upload_mb=(f"{LIMITS}.max_upload_bytes", lambda size: size / 1e6),
+               max_audio_minutes=(f"{LIMITS}.max_audio_s", lambda seconds: seconds / 60),
+               max_pending=f"{LIMITS}.max_pending", request_deadline_s=f"{LIMITS}.request_deadline_s",
+               device="whisper_adapt.serve:create_app.device", compute_type="whisper_adapt.serve:create_app.compute_type")
 def serve(
     model: Annotated[Optional[list[str]], typer.Option(help="Model to serve: SPEC (as for transcribe) or NAME=SPEC; repeat for several. The first is the default, also answering to 'whisper-1'.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
