@@ -4,9 +4,14 @@ typer (with the real click) that pyproject.toml admits."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import re
 import subprocess
 import sys
+import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -161,3 +166,192 @@ def test_names_with_square_brackets_are_printed_as_they_are(tmp_path, capsys, ti
     assert status == 1 and f"{empty}: file is empty" in err
     assert main(["corpus", "stats", str(tmp_path / "c[1]")]) == 2
     assert "c[1]" in capsys.readouterr().err.replace("\n", "")
+
+
+# Options whose default is stated by the CLI because no dataclass field or function parameter holds one:
+# where output goes, where servers listen, and serve's language (auto, where files default to Japanese).
+CLI_DEFAULTS = {("transcribe", "formats"), ("transcribe", "out"), ("eval", "out"), ("demo", "out"),
+                ("review", "host"), ("review", "port"), ("serve", "host"), ("serve", "port"), ("serve", "language")}
+PRINTING = {"print", "status", "update"}  # console.print, console.status, status.update: shown, not used
+
+
+def cli_commands() -> list[tuple[str, object]]:
+    """(command words, handler) for every command of the app, the groups' commands included."""
+    from whisper_adapt.cli import app
+
+    commands = [(info.name or info.callback.__name__, info.callback) for info in app.registered_commands]
+    for group in app.registered_groups:
+        commands += [(f"{group.name} {info.name}", info.callback) for info in group.typer_instance.registered_commands]
+    return commands
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _assigned(statements: list[ast.stmt]) -> set[str]:
+    targets = set()
+    for statement in statements:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.withitem, ast.NamedExpr)):
+                for target in getattr(node, "targets", None) or [getattr(node, "target", None) or node.optional_vars]:
+                    targets |= _names(target) if target is not None else set()
+    return targets
+
+
+def reaches_a_call(handler, name: str) -> bool:
+    """Whether the parameter `name` flows, through assignments and the conditions they sit under, into the
+    arguments of a call that is not printing: a field or parameter that code goes on to read."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(handler))).body[0].body
+    tainted = {name}
+    for _ in range(4):  # a value may pass through a few assignments
+        for node in (n for statement in body for n in ast.walk(statement)):
+            value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) else None
+            if value is not None and _names(value) & tainted:
+                tainted |= _assigned([node]) if not isinstance(node, ast.NamedExpr) else _names(node.target)
+            if isinstance(node, (ast.If, ast.With, ast.For)):
+                head = node.test if isinstance(node, ast.If) else node.iter if isinstance(node, ast.For) else ast.Tuple([i.context_expr for i in node.items])
+                if _names(head) & tainted:
+                    tainted |= _assigned(node.body + list(getattr(node, "items", [])))
+    calls = [n for statement in body for n in ast.walk(statement) if isinstance(n, ast.Call)]
+    printed = {id(inner) for call in calls if getattr(call.func, "attr", None) in PRINTING for inner in ast.walk(call)}
+    return any(_names(argument) & tainted for call in calls if id(call) not in printed
+               for argument in call.args + [keyword.value for keyword in call.keywords])
+
+
+def test_every_option_reaches_code_that_reads_it():
+    """An option parsed and never passed on is a promise the program does not keep."""
+    unread = [f"{command} --{name.replace('_', '-')}" for command, handler in cli_commands()
+              for name in inspect.signature(handler).parameters if not reaches_a_call(handler, name)]
+    assert not unread, f"options that reach no dataclass field or function parameter: {unread}"
+
+
+def test_defaults_come_from_the_dataclasses():
+    """An absent option is None, so the field or parameter it feeds decides: a default restated in the CLI
+    drifts from the code's. A one-sided flag (--resume) is False: absent, it asks for nothing."""
+    restated = []
+    for command, handler in cli_commands():
+        hints = typing.get_type_hints(handler, include_extras=True)
+        for name, parameter in inspect.signature(handler).parameters.items():
+            flag = hints[name].__origin__ is bool and parameter.default is False
+            given = parameter.default in (None, inspect.Parameter.empty) or flag
+            if not given and (command, name) not in CLI_DEFAULTS:
+                restated.append(f"{command} --{name.replace('_', '-')}={parameter.default!r}")
+    assert not restated, f"defaults restated in the CLI: {restated}"
+
+
+def test_the_reach_check_sees_an_option_that_goes_nowhere():
+    def handler(corpus: str, unused: int | None = None, shown: str | None = None, passed: int | None = None):
+        chosen = passed
+        console.print(shown)
+        run(corpus, limit=chosen)
+
+    assert [name for name in ("corpus", "unused", "shown", "passed") if reaches_a_call(handler, name)] == ["corpus", "passed"]
+
+
+def source_defaults() -> dict[tuple[str, str], object]:
+    """(command, option) → the default its --help must note, read now from the field, parameter or constant
+    the option feeds when left out: changing one of those changes the help."""
+    from whisper_adapt import eval_run, export, prepare, selection, serve, synthcorpus, transfer
+    from whisper_adapt import transcribe as transcribing
+    from whisper_adapt.demo import DemoOptions
+    from whisper_adapt.models import PACKAGED_BASE
+    from whisper_adapt.segment import SegmentOptions
+    from whisper_adapt.train.methods import MethodOptions
+    from whisper_adapt.train.trainer import TrainOptions
+
+    def parameters(function) -> dict:
+        return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+
+    options, limits, draft, segment = transcribing.TranscribeOptions(), serve.Limits(), prepare.DraftOptions(), SegmentOptions()
+    loading, app, drafting = parameters(transcribing.load_model), parameters(serve.create_app), parameters(prepare.prepare)
+    split, export_set, speaking = (parameters(selection.select_training), parameters(transfer.export_corpus),
+                                   parameters(synthcorpus.synthesize_corpus))
+    scoring, demo, training, method = eval_run.EvalOptions(), DemoOptions(), TrainOptions(), MethodOptions()
+    expected = {
+        "transcribe": {"--model": PACKAGED_BASE, "--language": options.language, "--beam-size": options.beam_size,
+                       "--batch-size": options.batch_size, "--vad": options.vad,
+                       "--word-timestamps": options.word_timestamps, "--device": loading["device"],
+                       "--compute-type": loading["compute_type"]},
+        "serve": {"--model": PACKAGED_BASE, "--beam-size": options.beam_size,
+                  "--max-upload-mb": limits.max_upload_bytes / 1e6, "--max-audio-minutes": limits.max_audio_s / 60,
+                  "--max-pending": limits.max_pending, "--request-deadline-s": limits.request_deadline_s,
+                  "--device": app["device"], "--compute-type": app["compute_type"]},
+        "prepare": {"--model": draft.model, "--redraft": drafting["redraft"], "--draft": drafting["draft"] is not None,
+                    "--beam-size": draft.beam_size, "--language": draft.language, "--min-clip-s": segment.min_clip_s,
+                    "--max-clip-s": segment.max_clip_s, "--min-silence-ms": segment.min_silence_ms,
+                    "--pad-ms": segment.pad_ms, "--device": draft.device, "--compute-type": draft.compute_type},
+        "corpus select": {"--validation-share": split["validation_share"], "--seed": split["seed"]},
+        "corpus export": {"--format": export_set["layout"], "--status": export_set["status"], "--group": export_set["group"]},
+        "synth": {"--voices": speaking["voices"], "--seed": speaking["seed"]},
+        "export": {"--model": PACKAGED_BASE, "--quantization": parameters(export.export_model)["quantization"]},
+        "eval": {"--model": PACKAGED_BASE, "--compare": eval_run.COMPARISONS, "--beam-size": scoring.beam_size,
+                 "--numerals": scoring.numerals, "--bootstrap": scoring.bootstrap_samples, "--seed": scoring.seed,
+                 "--perturb-seed": eval_run.PERTURB_SEED, "--device": scoring.device,
+                 "--compute-type": scoring.compute_type},
+        "demo": {"--model": demo.model, "--share": demo.share, "--seed": demo.seed},
+        "train": {"--model": PACKAGED_BASE, "--method": training.method, "--layers": method.layers,
+                  "--grad-accum": training.grad_accum, "--lora-rank": method.lora_rank,
+                  "--lora-alpha": method.lora_alpha, "--forgetting-budget": training.forgetting_budget,
+                  "--timestamp-share": training.timestamp_share, "--augment": training.augment is not None,
+                  "--seed": training.seed, "--language": training.language},
+    }
+    return {(command, option): value for command, shown in expected.items() for option, value in shown.items()}
+
+
+def note(option: str, value: object) -> str:
+    """How help writes a default: a flag by its name (vad / no-vad), a sequence as the comma list it takes."""
+    if isinstance(value, bool):
+        return option[2:] if value else f"no-{option[2:]}"
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def help_notes(words: list[str], capsys, monkeypatch) -> dict[str, str]:
+    """Option → the text of its `[default: …]` note in the command's --help."""
+    monkeypatch.setenv("COLUMNS", "1000")  # wide enough that no option's row wraps
+    assert main([*words, "--help"]) == 0
+    notes = {}
+    for line in capsys.readouterr().out.splitlines():
+        option, default = re.match(r"│\s+(?:\*\s+)?(--[\w-]+)", line), re.search(r"\[default: ([^\]]*)\]", line)
+        if option and default:
+            notes[option.group(1)] = default.group(1)
+    return notes
+
+
+def test_help_notes_the_default_each_option_takes_from_its_source(capsys, monkeypatch):
+    """An option left out is None and takes its source's default; --help still says which. Every other note
+    is a default the CLI states itself (where output goes, where servers listen)."""
+    import typer
+
+    from whisper_adapt.cli import app
+
+    expected, root = source_defaults(), typer.main.get_command(app)
+    for command, _ in cli_commands():
+        notes = help_notes(command.split(), capsys, monkeypatch)
+        click_command = root
+        for word in command.split():
+            click_command = click_command.commands[word]
+        left_out = {opt for param in click_command.params if param.default is None for opt in param.opts}
+        for option in sorted(left_out | {option for shown_by, option in expected if shown_by == command}):
+            want = expected.get((command, option))
+            assert notes.get(option) == (None if want is None else note(option, want)), f"{command} {option}"
+
+
+def test_help_reads_the_sources_only_when_shown():
+    """The sources import torch (train, export, eval) or faster-whisper: starting the CLI and a command's
+    --help whose sources are light must import none of that, in a fresh interpreter."""
+    script = textwrap.dedent("""
+        import sys
+        from whisper_adapt.cli import main
+        heavy = ("torch", "whisper_adapt.transcribe", "whisper_adapt.train.trainer", "whisper_adapt.eval_run")
+        assert main(["--help"]) == 0
+        print("loaded:", *[name for name in heavy if name in sys.modules])
+        assert main(["transcribe", "--help"]) == 0
+        print("loaded:", *[name for name in heavy if name in sys.modules])
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr
+    after_help, after_transcribe_help = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("loaded:")]
+    assert after_help == []  # the top-level help loads no command's source
+    assert after_transcribe_help == ["whisper_adapt.transcribe"]  # its own source, which needs no torch

@@ -683,3 +683,18 @@ def test_term_weight_scales_the_loss_at_term_tokens_only(tiny_whisper_dir, tiny_
     others = per_token[(labels != -100) & ~mask]
     weighted = (3 * per_token[mask].sum() + others.sum()) / (3 * mask.sum() + len(others))
     assert term_weighted_loss(output.logits, labels, mask, 3.0) == pytest.approx(weighted.item(), rel=1e-5)
+
+
+def test_a_recipe_takes_the_given_settings_over_the_preset_over_the_defaults():
+    from whisper_adapt.errors import WhisperAdaptError
+    from whisper_adapt.train.recipe import build_recipe
+
+    default = build_recipe()
+    assert default.train == TrainOptions() and default.train.augment is not None
+    original = build_recipe("original", train={"lr": 1e-3}, method={"layers": (-1,)}, data={"replay_share": 0.2})
+    assert (original.train.lr, original.train.batch_size, original.train.average_share) == (1e-3, 2, 0.0)
+    assert original.train.method_options == MethodOptions(layers=(-1,)) and original.data.replay_share == 0.2
+    assert build_recipe(augment=False).train.augment is None
+    assert build_recipe(acoustics={"variants": 0}).train.augment.variants == 0
+    with pytest.raises(WhisperAdaptError, match="unknown preset 'nosuch'; choose from original"):
+        build_recipe("nosuch")

@@ -30,6 +30,7 @@ from whisper_adapt.transcript import Segment, Transcript
 
 COMPARISONS = ("prompt", "hotwords", "dictionary")
 UNADAPTED = "unadapted"
+PERTURB_SEED = 1  # of the shifted test set's chains, unless another is asked for
 NONSPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".mp4")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

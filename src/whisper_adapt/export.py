@@ -35,8 +35,9 @@ def export_model(base: str | Path, adapters: list[Path], out_dir: Path, quantiza
                  check_audio: np.ndarray | None = None) -> ExportResult:
     from whisper_adapt.convert import convert_hf_to_ct2, load_tokenizer, save_hf_model
     from whisper_adapt.models import resolve_model
-    from whisper_adapt.train.adapter import load_adapted_model, read_adapter_info
+    from whisper_adapt.train.adapter import adapter_dir, load_adapted_model, read_adapter_info
 
+    adapters = [adapter_dir(a) for a in adapters]  # a train run directory stands for its adapter
     if quantization not in QUANTIZATIONS:
         raise ModelError(f"unknown quantization '{quantization}'; choose from {', '.join(QUANTIZATIONS)}")
     base_dir = resolve_model(base, "hf")

@@ -67,6 +67,12 @@ def save_adapter(out_dir: Path, model: torch.nn.Module, state: dict[str, torch.T
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def adapter_dir(path: Path) -> Path:
+    """The adapter in `path`: a train run directory holds it in `adapter/`, else `path` is the adapter."""
+    inner = Path(path) / "adapter"
+    return inner if (inner / ADAPTER_JSON).is_file() else Path(path)
+
+
 def read_adapter_info(adapter_dir: Path) -> AdapterInfo:
     path = Path(adapter_dir) / ADAPTER_JSON
     try:

@@ -8,16 +8,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from whisper_adapt.augment import AugmentOptions
+from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.labeled import LabeledClip
 from whisper_adapt.train.assemble import AssembleOptions, assemble
-from whisper_adapt.train.trainer import EventFn, TrainOptions, TrainResult, train_adapter
+from whisper_adapt.train.methods import MethodOptions
+from whisper_adapt.train.trainer import PRESETS, EventFn, TrainOptions, TrainResult, train_adapter
 
 
 @dataclass(frozen=True)
 class Recipe:
     train: TrainOptions = field(default_factory=TrainOptions)
     data: AssembleOptions = field(default_factory=AssembleOptions)
+
+
+def build_recipe(preset: str | None = None, train: dict | None = None, method: dict | None = None,
+                 augment: bool | None = None, acoustics: dict | None = None, data: dict | None = None) -> Recipe:
+    """A recipe from the settings a user gave, by field name (what is left out takes the dataclasses'
+    default): a preset's settings first, the given ones over them. `augment=False` trains on the clips as
+    they are; `acoustics` are AugmentOptions fields."""
+    if preset is not None and preset not in PRESETS:
+        raise WhisperAdaptError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
+    settings = {**PRESETS.get(preset or "", {}), **(train or {})}
+    if augment is False:
+        settings["augment"] = None
+    elif acoustics:
+        settings["augment"] = AugmentOptions(**acoustics)
+    return Recipe(TrainOptions(method_options=MethodOptions(**(method or {})), **settings),
+                  AssembleOptions(**(data or {})))
 
 
 def train_from_clips(base: str | Path, clips: Sequence[LabeledClip], glossary: Glossary | None, recipe: Recipe,
