@@ -31,7 +31,8 @@ from whisper_adapt.hf_decode import make_prompt
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.adapter import AdapterInfo, save_adapter
 from whisper_adapt.train.assemble import TrainData
-from whisper_adapt.train.methods import MethodOptions, get_method, resolve_layers, trainable_state
+from whisper_adapt.train.methods import (MethodOptions, get_method, resolve_layers, set_trainable_state,
+                                         trainable_state)
 from whisper_adapt.train.distill import distillation_loss, fill_teacher_cache, with_teacher_files
 from whisper_adapt.train.prefix import feeding_prefix, fill_prefix_cache, prefix_depth, with_prefix_files
 from whisper_adapt.train.scoring import choose_kept, score_epoch, score_nonspeech
@@ -415,10 +416,10 @@ def _validate_average(accelerator, model, examples, prompt, tokenizer, glossary,
     unwrapped = accelerator.unwrap_model(model)
     unadapted = {}
     if examples["wide_check"]:
-        _set_trained(unwrapped, initial)
+        set_trainable_state(unwrapped, initial)
         unadapted = _validate(accelerator, model, {**wide, "validation": [], "nonspeech_check": []}, prompt,
                               tokenizer, glossary, {})
-    _set_trained(unwrapped, _mean_state(checkpoints, epochs))
+    set_trainable_state(unwrapped, _mean_state(checkpoints, epochs))
     average = _validate(accelerator, model, wide, prompt, tokenizer, glossary, {"epochs": epochs})
     if "general_cer" in unadapted:
         average["unadapted_general_cer"] = unadapted["general_cer"]
@@ -501,21 +502,12 @@ def _resume(accelerator, model, optimizer, scheduler, checkpoints: Path, config:
     if saved["config"] != json.loads(json.dumps(config)):
         raise WhisperAdaptError("the checkpoint was made with other options or data; train into a new --out "
                                 "directory or rerun without --resume", directory)
-    _set_trained(accelerator.unwrap_model(model), _load_epoch_state(checkpoints, saved["epoch"]))
+    set_trainable_state(accelerator.unwrap_model(model), _load_epoch_state(checkpoints, saved["epoch"]))
     bundle = torch.load(directory / "resume.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(bundle["optimizer"])
     scheduler.load_state_dict(bundle["scheduler"])
     _set_rng_state(bundle["rng"])
     return saved["history"]
-
-
-def _set_trained(model, state: dict[str, torch.Tensor]) -> None:
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, state)
-    else:
-        model.load_state_dict(state, strict=False)
 
 
 def _rng_state() -> dict:
