@@ -94,9 +94,12 @@ class PhaseTimer:
 
 
 def time_trainer_phases(timer: PhaseTimer) -> None:
-    """Wrap the functions train_adapter looks up at call time: its module's own, and load_adapted_model, which it
-    imports from the adapter module when it runs."""
+    """Wrap the functions train_adapter looks up at call time: its module's own, those of the caches and
+    checkpoints modules it calls through the module, and load_adapted_model, which it imports from the adapter
+    module when it runs."""
     import whisper_adapt.train.adapter as adapter
+    import whisper_adapt.train.caches as caches
+    import whisper_adapt.train.checkpoints as checkpoints
     import whisper_adapt.train.trainer as trainer
 
     def weights(arguments: dict) -> str:  # _validate's label: {"epoch": 3, ...}, {"epochs": [2, 3]} or {}
@@ -108,12 +111,12 @@ def time_trainer_phases(timer: PhaseTimer) -> None:
         return "unadapted, wide check"  # the average's wider forgetting check, read for the unadapted model too
 
     timer.wrap(adapter, "load_adapted_model", "model load")
-    timer.wrap(trainer, "_examples", "encoder cache")
-    timer.wrap(trainer, "_cache_teacher", "teacher cache")
-    timer.wrap(trainer, "_cache_prefix", "frozen-layer cache")
+    timer.wrap(caches, "build_examples", "encoder cache")
+    timer.wrap(caches, "_cache_teacher", "teacher cache")
+    timer.wrap(caches, "_cache_prefix", "frozen-layer cache")
     timer.wrap(trainer, "_train_epoch", "training, epoch", lambda arguments: arguments["epoch"])
     timer.wrap(trainer, "_validate", "validation,", weights)
-    timer.wrap(trainer, "_save_checkpoint", "checkpoint, epoch", lambda arguments: arguments["epoch"])
+    timer.wrap(checkpoints, "save", "checkpoint, epoch", lambda arguments: arguments["epoch"])
     timer.wrap(trainer, "save_adapter", "adapter save")
 
 

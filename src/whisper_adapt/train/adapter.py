@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from whisper_adapt.errors import ModelError
+from whisper_adapt.train.methods import saved_by_peft, set_trainable_state
 
 ADAPTER_JSON = "adapter.json"
 TENSORS_FILE = "adapter.safetensors"
@@ -48,10 +49,8 @@ def save_adapter(out_dir: Path, model: torch.nn.Module, state: dict[str, torch.T
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        if info.method == "lora":
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(model, state)
+        if saved_by_peft(info.method):
+            set_trainable_state(model, state)
             model.save_pretrained(tmp)
         else:
             if initial is None:
@@ -93,7 +92,7 @@ def apply_adapter(model: torch.nn.Module, adapter_dir: Path, base_sha256: str | 
     if base_sha256 is not None and info.base_sha256 != base_sha256:
         raise ModelError(f"adapter was trained on another base model ({info.base_model}, "
                          f"sha256 {info.base_sha256[:12]}…)", adapter_dir)
-    if info.method == "lora":
+    if saved_by_peft(info.method):
         from peft import PeftModel
 
         return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()

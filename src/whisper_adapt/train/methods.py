@@ -39,6 +39,8 @@ class Method:
     trains_chosen_layers: bool
     # Returns the model to train (peft wraps it for LoRA) with requires_grad set.
     prepare: Callable[[torch.nn.Module, MethodOptions], torch.nn.Module]
+    # peft trains it: peft saves, loads and merges its adapter (a valid PEFT adapter), not our float16 changes.
+    peft: bool = False
 
 
 def resolve_layers(model: torch.nn.Module, layers: tuple[int, ...]) -> list[int]:
@@ -103,7 +105,7 @@ def _prepare_lora(model: torch.nn.Module, options: MethodOptions) -> torch.nn.Mo
 
 METHODS: dict[str, Method] = {
     "xattn": Method("xattn", freezes_encoder=True, trains_chosen_layers=True, prepare=_prepare_xattn),
-    "lora": Method("lora", freezes_encoder=True, trains_chosen_layers=True, prepare=_prepare_lora),
+    "lora": Method("lora", freezes_encoder=True, trains_chosen_layers=True, prepare=_prepare_lora, peft=True),
     "decoder": Method("decoder", freezes_encoder=True, trains_chosen_layers=False, prepare=_prepare_decoder),
     "full": Method("full", freezes_encoder=False, trains_chosen_layers=False, prepare=_prepare_full),
 }
@@ -115,6 +117,12 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+def saved_by_peft(name: str) -> bool:
+    """Whether an adapter of the method named in its adapter.json is peft's own; an unknown name is not."""
+    method = METHODS.get(name)
+    return method is not None and method.peft
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a method trains (for LoRA: peft's adapter tensors), detached copies on CPU."""
     if hasattr(model, "peft_config"):
@@ -122,3 +130,13 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
         return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def set_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load tensors `trainable_state` returned (for LoRA: peft's adapter tensors) back into the model."""
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, state)
+    else:
+        model.load_state_dict(state, strict=False)
