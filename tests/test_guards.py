@@ -264,13 +264,19 @@ def test_a_segment_is_trimmed_to_its_words_and_one_without_words_is_left_alone()
     assert split_at_pauses(bare, 1.0) == [bare]
 
 
-def test_a_segment_over_weak_speech_is_dropped_only_when_the_speech_share_is_known():
-    """Rule 12, from the adapted model's failure on next-room murmur (speech in 18-20% of the frames)."""
-    murmur, sentence = spoken(178.1, 181.3, "仕方が良いので、気を付けます。"), spoken(191.1, 194.6, "真鶴センターの責任者が交代しました。")
-    shares = {178.1: 0.2, 191.1: 0.74}
-    kept, dropped = apply_guards([murmur, sentence], OPTIONS, "ja", lambda start_s, end_s: shares[start_s])
+def test_a_segment_the_decoder_was_unsure_of_over_weak_speech_is_dropped_only_when_the_share_is_known():
+    """Rule 12, from the failures on next-room murmur: the adapted model (speech in 20% of the frames,
+    avg_logprob -1.11) and base (40%, -1.05); a sentence measured 74%."""
+    adapted = replace(spoken(178.1, 181.3, "仕方が良いので、気を付けます。"), avg_logprob=-1.11)
+    base = replace(spoken(179.7, 181.2, "あなたが一番良くなっています。"), avg_logprob=-1.05)
+    sentence = replace(spoken(191.1, 194.6, "真鶴センターの責任者が交代しました。"), avg_logprob=-0.41)
+    sure = replace(adapted, avg_logprob=-0.5)
+    shares = {178.1: 0.2, 179.7: 0.4, 191.1: 0.74}
+    kept, dropped = apply_guards([adapted, base, sentence], OPTIONS, "ja", lambda start_s, end_s: shares[start_s])
     assert kept == [sentence]
-    assert dropped == [(murmur, "weak speech: VAD heard speech in 20% of it < 35%")]
-    assert apply_guards([murmur, sentence], OPTIONS, "ja")[0] == [murmur, sentence]
+    assert dropped[0] == (adapted, "weak speech: VAD heard speech in 20% of it < 50% and avg_logprob -1.11 < -0.7")
+    assert [segment for segment, _ in dropped] == [adapted, base]
+    assert apply_guards([sure], OPTIONS, "ja", lambda start_s, end_s: 0.2)[0] == [sure]
+    assert apply_guards([adapted, sentence], OPTIONS, "ja")[0] == [adapted, sentence]
     no_rule = replace(OPTIONS, min_speech_share=None)
-    assert apply_guards([murmur, sentence], no_rule, "ja", lambda start_s, end_s: 0.0)[0] == [murmur, sentence]
+    assert apply_guards([adapted, sentence], no_rule, "ja", lambda start_s, end_s: 0.0)[0] == [adapted, sentence]

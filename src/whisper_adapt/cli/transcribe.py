@@ -28,7 +28,7 @@ def transcribe(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: txt, srt, vtt, json, md (minutes).", callback=check.output_formats)] = "txt,srt,vtt,json",
     out: Annotated[Path, typer.Option(help="Directory for the transcripts (created if missing).")] = Path("transcripts"),
     glossary: Annotated[Optional[Path], typer.Option(help="Glossary file: its misrecognitions are replaced by the terms.")] = None,
-    prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt.")] = False,
+    prompt_glossary: Annotated[bool, typer.Option(help="Also give the glossary terms to Whisper as its initial prompt (faster-whisper conditions only the first stretch of speech of each 5-minute window on it).")] = False,
     beam_size: Annotated[Optional[int], typer.Option(help="Beam width; 1 is greedy (fastest).", min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="0: sequential decoding; N: faster-whisper's batched pipeline, N windows at once.", min=0)] = None,
     vad: Annotated[Optional[bool], typer.Option(help="Skip non-speech with Silero VAD before decoding (guards against hallucination).")] = None,
