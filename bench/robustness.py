@@ -14,7 +14,7 @@ and scored by `whisper-adapt eval`'s code with the product's decoding (faster-wh
 Rows: the unadapted model, the glossary as prompt, the previous default (no augmentation, no non-speech),
 the new default, and the new default without each of augmentation and non-speech training.
 
-    python bench/robustness.py [--companies demo,clinic] [--recipes ...] [--work robustness-work]
+    python bench/robustness.py [--companies demo,clinic] [--recipes ...] [--work robustness-work] [--shift-parts]
 
 Speech and trained runs are kept in --work and reused while their settings are the same.
 """
@@ -72,30 +72,39 @@ def shifted_room() -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def shifted_set(company, test, everyday, glossary, work: Path) -> Path:
-    """The test sentences by another synthesizer in a reverberant room with babble, as an audiofolder."""
+def shifted_set(company, test, everyday, glossary, work: Path, voice: bool = True, room: bool = True) -> Path:
+    """The test sentences by another synthesizer in a reverberant room with babble, as an audiofolder; with
+    `voice` or `room` off, that half of the shift only (the other voice dry, or a test voice in the room)."""
     from scipy.signal import fftconvolve
 
     from whisper_adapt.audio import decode_audio, write_wav
     from whisper_adapt.augment import babble_mix, mix_at_snr
     from whisper_adapt.labeled import LabeledClip, write_audiofolder
 
-    root = work / company.name / "shifted"
+    name = "shifted" if voice and room else "shifted-voice" if voice else "shifted-room"
+    root = work / company.name / name
     if (root / "metadata.csv").exists():
         return root
     talker_room, babble_room = shifted_room()
     rng = np.random.default_rng(SHIFT_SEED)
-    staging = work / company.name / ".shifted-audio"
+    staging = work / company.name / f".{name}-audio"
     staging.mkdir(parents=True, exist_ok=True)
     clips = []
-    for index, text in enumerate(dict.fromkeys(c.text for c in test)):
-        voice = other_synthesizer(text, glossary)
-        room = fftconvolve(voice, talker_room)[: len(voice)]
-        others = [decode_audio(c.audio_path) for c in rng.choice(everyday, BABBLE_TALKERS, replace=False)]
-        babble = fftconvolve(babble_mix(others, len(room), rng), babble_room)[: len(room)]
-        path = staging / f"shifted-{index:02d}.wav"
-        write_wav(path, np.clip(mix_at_snr(room / np.abs(room).max() * 0.5, babble, SHIFTED_SNR_DB), -1, 1))
-        clips.append(LabeledClip(path.stem, path, text, speaker="openjtalk-mei"))
+    first_take = {}
+    for clip in test:
+        first_take.setdefault(clip.text, clip)
+    for index, (text, take) in enumerate(first_take.items()):
+        speech = other_synthesizer(text, glossary) if voice else decode_audio(take.audio_path)
+        if room:
+            reverberant = fftconvolve(speech, talker_room)[: len(speech)]
+            others = [decode_audio(c.audio_path) for c in rng.choice(everyday, BABBLE_TALKERS, replace=False)]
+            babble = fftconvolve(babble_mix(others, len(reverberant), rng), babble_room)[: len(reverberant)]
+            audio = np.clip(mix_at_snr(reverberant / np.abs(reverberant).max() * 0.5, babble, SHIFTED_SNR_DB), -1, 1)
+        else:
+            audio = speech / np.abs(speech).max() * 0.5
+        path = staging / f"{name}-{index:02d}.wav"
+        write_wav(path, audio.astype(np.float32))
+        clips.append(LabeledClip(path.stem, path, text, speaker="openjtalk-mei" if voice else take.speaker))
     write_audiofolder(clips, root)
     shutil.rmtree(staging)
     return root
@@ -160,7 +169,7 @@ def trained_model(company, name: str, train, glossary, work: Path) -> tuple[Path
     return (out / "model" if result.adapter_dir else None), train_s
 
 
-def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
+def evaluate_company(company, recipes: list[str], work: Path, shift_parts: bool = False) -> list[dict]:
     from whisper_adapt.eval_run import EvalOptions, plan_systems, run_evaluation
     from whisper_adapt.glossary import load_glossary
 
@@ -179,6 +188,10 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
     systems = plan_systems("base", list(models.items()), ["prompt"], load_glossary(glossary_path))
     reports = {"clean": run_evaluation(clean, glossary_path, systems, general, None, EvalOptions(), longform=longform),
                "shifted": run_evaluation(shifted, glossary_path, systems, None, None, EvalOptions())}
+    if shift_parts:
+        for part, (voice, room) in (("voice", (True, False)), ("room", (False, True))):
+            folder = shifted_set(company, test, everyday, glossary, work, voice=voice, room=room)
+            reports[f"shifted-{part}"] = run_evaluation(folder, glossary_path, systems, None, None, EvalOptions())
     (work / company.name / "reports.json").write_text(json.dumps(reports, ensure_ascii=False, indent=1))
     rows = []
     for index, system in enumerate(systems):
@@ -189,6 +202,10 @@ def evaluate_company(company, recipes: list[str], work: Path) -> list[dict]:
                      "everyday_delta": forgetting["delta_cer"], "everyday_ci": [forgetting["low"], forgetting["high"]],
                      "shifted_recall": shifted_row["test"]["terms"]["recall"], "shifted_cer": shifted_row["test"]["cer"],
                      "longform": clean_row["longform"], "train_s": train_s.get(system.name, 0.0)})
+        for part in ("voice", "room"):
+            if f"shifted-{part}" in reports:
+                scored = reports[f"shifted-{part}"]["systems"][index]["test"]
+                rows[-1][f"shifted_{part}"] = [scored["terms"]["recall"], scored["cer"]]
     for name in recipes:
         if name not in models:
             rows.append({"system": name, "kept": "none", "train_s": train_s[name]})
@@ -212,6 +229,8 @@ def main() -> None:
     parser.add_argument("--companies", default="demo,clinic")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--work", type=Path, default=Path("robustness-work"))
+    parser.add_argument("--shift-parts", action="store_true",
+                        help="also score each half of the shift alone: the other voice dry, a test voice in the room")
     args = parser.parse_args()
     recipes = [r for r in args.recipes.split(",") if r]
     unknown = [r for r in recipes if r not in RECIPES]
@@ -223,9 +242,17 @@ def main() -> None:
     print("|---|---|" + "---:|" * 12)
     results = {}
     for name in args.companies.split(","):
-        results[name] = evaluate_company(companies()[name], recipes, args.work)
+        results[name] = evaluate_company(companies()[name], recipes, args.work, args.shift_parts)
         for row in results[name]:
             print(_row(name, row), flush=True)
+    if args.shift_parts:
+        print("\n| company | system | other voice, dry: recall | CER | test voice in the room: recall | CER |")
+        print("|---|---|---:|---:|---:|---:|")
+        for name, rows in results.items():
+            for row in rows:
+                if "shifted_voice" in row:
+                    (voice_recall, voice_cer), (room_recall, room_cer) = row["shifted_voice"], row["shifted_room"]
+                    print(f"| {name} | {row['system']} | {voice_recall:.3f} | {voice_cer:.3f} | {room_recall:.3f} | {room_cer:.3f} |")
     (args.work / "robustness.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
 
 
