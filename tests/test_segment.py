@@ -116,17 +116,17 @@ def test_speech_map_hears_a_sentence_and_little_of_next_room_murmur(synth_wav):
     """The VAD measure rule 12 of the guards reads: a sentence is mostly speech, murmur through a wall (the
     same voice reversed, low-passed) mostly not, though VAD may open a region on it."""
     from whisper_adapt.nonspeech import murmur
-    from whisper_adapt.segment import speech_map
+    from whisper_adapt.segment import SpeechMap
 
     sentence = decode_audio(synth_wav("本日の会議を始めます。", "jf_alpha"))
     wall = murmur(4.0, [sentence], np.random.default_rng(0))
     quiet = np.zeros(3 * SAMPLE_RATE, np.float32)
     audio = np.concatenate([quiet, sentence, quiet, wall, quiet])
-    speech = speech_map(audio)
+    speech = SpeechMap(audio)
     sentence_s = (3.0, 3.0 + len(sentence) / SAMPLE_RATE)
     wall_s = (sentence_s[1] + 3.0, sentence_s[1] + 7.0)
     assert speech.speech_share(*sentence_s) >= 0.6
     assert speech.speech_share(*wall_s) < 0.5
     assert speech.speech_share(0.0, 2.5) == 0.0
     assert any(start <= sentence_s[0] + 0.5 and end >= sentence_s[1] - 0.5 for start, end in speech.regions_s)
-    assert speech_map(np.zeros(0, np.float32)).regions_s == ()
+    assert SpeechMap(np.zeros(0, np.float32)).regions_s == ()

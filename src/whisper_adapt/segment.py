@@ -21,6 +21,7 @@ clips it already has.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,34 +138,40 @@ def speech_regions(buffer: np.ndarray, options: SegmentOptions) -> list[tuple[in
     return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(buffer, vad)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpeechMap:
-    """Where Silero VAD hears speech in a stretch of audio: the padded regions (seconds) that the decoder is
-    given, and the per-frame speech probability, which the guards read under each segment."""
+    """Where Silero VAD hears speech in a stretch of audio (faster-whisper's default VAD settings, what its
+    `vad_filter` uses): the padded regions (seconds) the decoder is given, and the per-frame speech
+    probability the guards read under a segment. Each is computed when first asked for: the batched path
+    never asks for the regions, and the guards ask for the probabilities only under an unsure segment."""
 
-    probabilities: np.ndarray  # one per VAD_FRAME samples
-    regions_s: tuple[tuple[float, float], ...]
-    threshold: float
+    audio: np.ndarray
+
+    @functools.cached_property
+    def regions_s(self) -> tuple[tuple[float, float], ...]:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        if len(self.audio) == 0:
+            return ()
+        return tuple((r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE)
+                     for r in get_speech_timestamps(self.audio, VadOptions()))
+
+    @functools.cached_property
+    def probabilities(self) -> np.ndarray:
+        """One per VAD_FRAME samples, the audio padded as get_speech_timestamps pads it."""
+        from faster_whisper.vad import get_vad_model
+
+        padded = np.pad(self.audio, (0, VAD_FRAME - len(self.audio) % VAD_FRAME))
+        return np.asarray(get_vad_model()(padded)).reshape(-1)
 
     def speech_share(self, start_s: float, end_s: float) -> float:
         """The share of the frames between `start_s` and `end_s` that VAD calls speech (at least one frame)."""
+        from faster_whisper.vad import VadOptions
+
         first = int(start_s * SAMPLE_RATE) // VAD_FRAME
         last = max(first + 1, -(-int(end_s * SAMPLE_RATE) // VAD_FRAME))
         frames = self.probabilities[first:last]
-        return float(np.mean(frames > self.threshold)) if frames.size else 0.0
-
-
-def speech_map(audio: np.ndarray) -> SpeechMap:
-    """`audio`'s SpeechMap with faster-whisper's default VAD settings (what its `vad_filter` uses)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
-
-    vad = VadOptions()
-    if len(audio) == 0:
-        return SpeechMap(np.zeros(0, np.float32), (), vad.threshold)
-    # Padded as get_speech_timestamps pads, so frame i covers the same samples in both.
-    probabilities = np.asarray(get_vad_model()(np.pad(audio, (0, VAD_FRAME - len(audio) % VAD_FRAME)))).reshape(-1)
-    regions = tuple((r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, vad))
-    return SpeechMap(probabilities, regions, vad.threshold)
+        return float(np.mean(frames > VadOptions().threshold)) if frames.size else 0.0
 
 
 def pause_cut(buffer: np.ndarray, lowest: int, highest: int, min_silence_ms: int = 300) -> int:

@@ -93,10 +93,10 @@ def transcribe_audio(
     on_progress: ProgressFn | None = None,
 ) -> Transcript:
     """Transcribe 16 kHz mono samples; guards run on the output of either decoder path."""
-    from whisper_adapt.segment import speech_map
+    from whisper_adapt.segment import SpeechMap
 
     duration_s = len(audio) / SAMPLE_RATE
-    speech = speech_map(audio) if options.vad else None
+    speech = SpeechMap(audio) if options.vad else None
     raw_segments, language = _run_decoder(model, audio, options, speech)
     segments = []
     for raw in raw_segments:
@@ -201,7 +201,7 @@ def _run_decoder(model, audio: np.ndarray, options: TranscribeOptions, speech: S
         hotwords=options.hotwords,
         vad_filter=options.vad,
     )
-    if speech is not None and speech.regions_s and not options.batch_size:
+    if speech is not None and not options.batch_size and speech.regions_s:
         settings.update(vad_filter=False, clip_timestamps=[edge for region in speech.regions_s for edge in region])
     if options.batch_size:
         from faster_whisper import BatchedInferencePipeline
