@@ -70,10 +70,12 @@ def timed_run(model: str, data, options, out: Path) -> tuple[list[float] | None,
     steps_done: dict[int, float] = {}
     validated: dict[int, float] = {}
 
+    def on_progress(event) -> None:
+        if event.unit == "steps":  # stage "epoch N": its training steps, before its validation
+            steps_done[int(event.stage.split()[-1])] = time.perf_counter()
+
     def on_event(kind: str, payload: dict) -> None:
-        if kind == "step":
-            steps_done[payload["epoch"]] = time.perf_counter()
-        elif kind == "epoch":
+        if kind == "epoch":
             validated[payload["epoch"]] = time.perf_counter()
 
     if torch.cuda.is_available():
@@ -82,7 +84,7 @@ def timed_run(model: str, data, options, out: Path) -> tuple[list[float] | None,
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     try:
-        result = train_adapter(model, data, out, options, on_event=on_event)
+        result = train_adapter(model, data, out, options, on_event=on_event, on_progress=on_progress)
     except torch.cuda.OutOfMemoryError:
         return None, None, "out of GPU memory; " + gpu_peaks()
     # Epoch 1 also pays for filling the caches and scoring the unadapted model: count it from the start.

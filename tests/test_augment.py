@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from whisper_adapt.audio import SAMPLE_RATE, decode_audio, lossy_round_trip
+from whisper_adapt.audio import SAMPLE_RATE, lossy_round_trip
 from whisper_adapt.augment import (AugmentOptions, babble_mix, change_speed, clip_rng, colored_noise, describe,
                                    draw_chain, mix_at_snr, render, room_responses)
 

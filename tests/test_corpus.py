@@ -275,6 +275,7 @@ def test_cli_corpus_commands(tmp_path, capsys):
     make_jvs(tmp_path / "jvs")
     (tmp_path / "terms.txt").write_text("上期\n下期\n", encoding="utf-8")
     assert main(["corpus", "import", str(tmp_path / "c"), str(tmp_path / "jvs")]) == 0
+    assert "import jvs" in capsys.readouterr().err  # the progress bar of the set being imported
     assert main(["corpus", "stats", str(tmp_path / "c"), "--glossary", str(tmp_path / "terms.txt")]) == 0
     out = capsys.readouterr().out
     assert "reviewed" in out and "上期" in out and "2 recordings" in out

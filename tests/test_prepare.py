@@ -45,12 +45,20 @@ def test_prepare_cuts_drafts_and_a_second_run_adds_nothing(synth_meeting, tiny_w
     corpus_dir = tmp_path / "corpus"
     # A random model is never confident: without the low-confidence floor its drafts keep their words.
     drafting = DraftOptions(model=str(tiny_whisper_dir), beam_size=1, guards=GuardOptions(avg_logprob_floor=float("-inf")))
-    result = prepare([path], corpus_dir, draft=drafting)
+    events = []
+    result = prepare([path], corpus_dir, draft=drafting, on_progress=events.append)
     assert not result.failures and not result.draft_failures
     with open_corpus(corpus_dir) as corpus:
         clips = corpus.clips()
         [recording] = corpus.recordings()
     assert len(clips) >= 2 and recording.complete and recording.duration_s == pytest.approx(len(decode_audio(path)) / SAMPLE_RATE)
+    # Progress in seconds of audio: the cutting of the recording, then the drafting of its clips.
+    cut = [e for e in events if e.stage == f"cut {path.name}"]
+    drafted = [e for e in events if e.stage == "draft"]
+    assert len(cut) + len(drafted) == len(events) and cut and drafted and events.index(drafted[0]) > events.index(cut[-1])
+    assert cut[-1].done == pytest.approx(recording.duration_s) and cut[-1].note == f"{len(clips)} clips"
+    assert drafted[-1].done == pytest.approx(drafted[-1].total) and drafted[-1].note == f"{len(clips)}/{len(clips)} clips"
+    assert all(e.unit == "s" and e.done <= e.total + 1e-6 for e in events)
     assert all(c.draft_model == model_label(str(tiny_whisper_dir)) and c.draft_text is not None for c in clips)
     assert any(c.draft_words for c in clips)
     assert all(0 <= w.probability <= 1 and 0 <= w.start_s <= w.end_s <= c.duration_s + 0.5 for c in clips for w in c.draft_words)

@@ -29,15 +29,12 @@ from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, load_glossary
 from whisper_adapt.meeting_audio import Line, build_meeting, read_meeting, script_for
+from whisper_adapt.progress import Progress, ProgressFn, ignore, prefixed
 from whisper_adapt.resources import demo_file, general_set_folder
 from whisper_adapt.synthcorpus import read_sentences
 
 TRAIN_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune")
 TEST_VOICE = "jf_tebukuro"  # in no training sentence, not in the meeting, not in the packaged general set
-
-# (what, done, total): what the demo is doing and how far it is; total None while unknown.
-DemoProgress = Callable[[str, int, int | None], None]
-
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -129,9 +126,8 @@ def meeting_term_counts(spans: Sequence[dict], transcript: str, glossary: Glossa
     return total.recognized, total.said
 
 
-def run_demo(out: Path, options: DemoOptions = DemoOptions(), on_progress: DemoProgress | None = None) -> DemoResult:
+def run_demo(out: Path, options: DemoOptions = DemoOptions(), on_progress: ProgressFn = ignore) -> DemoResult:
     """Run every stage into `out` and return the figures (also written to `out/demo.json`)."""
-    progress = on_progress or _quiet
     _claim(out, options)
     glossary_path = out / "glossary.txt"
     shutil.copyfile(demo_file("glossary.txt"), glossary_path)
@@ -144,23 +140,23 @@ def run_demo(out: Path, options: DemoOptions = DemoOptions(), on_progress: DemoP
         seconds[stage] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
 
-    meeting, spans = make_speech(out, glossary, options, progress)
+    meeting, spans = make_speech(out, glossary, options, on_progress)
     lap("speech")
-    prepare_meeting(out / "corpus", meeting, progress)
+    prepare_meeting(out / "corpus", meeting, on_progress)
     simulate_review(out / "corpus", meeting, spans)
     lap("prepare and review")
-    adapter_dir = train_demo(out, glossary, options, progress)
+    adapter_dir = train_demo(out, glossary, options, on_progress)
     lap("train")
     model_dir = None
     if adapter_dir is not None:
-        progress("export: merging and converting to CTranslate2", 0, None)
+        on_progress(Progress("export: merging and converting to CTranslate2", 0))
         from whisper_adapt.export import export_model
 
         model_dir = export_model(options.model, [adapter_dir], out / "model").out_dir
     lap("export")
-    report = evaluate_demo(out, glossary_path, glossary, model_dir, options, progress)
+    report = evaluate_demo(out, glossary_path, glossary, model_dir, options, on_progress)
     lap("eval")
-    minutes, meeting_terms, speakers = write_minutes(out, meeting, spans, glossary, model_dir, options, progress)
+    minutes, meeting_terms, speakers = write_minutes(out, meeting, spans, glossary, model_dir, options, on_progress)
     lap("transcribe")
     result = DemoResult(report, adapter_dir, model_dir, minutes, meeting_terms, seconds, speakers)
     summary = {"seconds": seconds, "meeting_terms": meeting_terms, "speakers": speakers,
@@ -187,11 +183,7 @@ def _claim(out: Path, options: DemoOptions) -> None:
     marker.write_text(json.dumps(wanted))
 
 
-def _quiet(what: str, done: int, total: int | None) -> None:
-    return None
-
-
-def make_speech(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> tuple[Path, list[dict]]:
+def make_speech(out: Path, glossary: Glossary, options: DemoOptions, progress: ProgressFn) -> tuple[Path, list[dict]]:
     """Training sentences into the corpus, the meeting recording, and the two held-out evaluation sets."""
     from whisper_adapt.synthcorpus import synthesize_corpus
 
@@ -223,7 +215,7 @@ def _meeting_share(lines: list[Line], share: float) -> list[Line]:
     return clear[:middle] + murmur + clear[middle:]
 
 
-def _speaker(glossary: Glossary, bank: dict[tuple[str, str], Path], progress: DemoProgress, what: str,
+def _speaker(glossary: Glossary, bank: dict[tuple[str, str], Path], progress: ProgressFn, what: str,
              total: int) -> Callable[[str, str], np.ndarray]:
     """(sentence, voice) → speech from the bank, else from the TTS reading terms by their reading; reports
     each line it speaks."""
@@ -236,14 +228,14 @@ def _speaker(glossary: Glossary, bank: dict[tuple[str, str], Path], progress: De
         shipped = bank.get((voice, text))
         audio = decode_audio(shipped) if shipped else synthesize_speech(spoken_text(text, glossary), voice)
         done[0] += 1
-        progress(what, done[0], total)
+        progress(Progress(what, done[0], total, "sentences"))
         return audio
 
     return speak
 
 
 def _speak_set(root: Path, sentences: Sequence[str], glossary: Glossary, bank: dict[tuple[str, str], Path],
-               progress: DemoProgress) -> None:
+               progress: ProgressFn) -> None:
     if not (root / "metadata.csv").exists():
         speak = _speaker(glossary, bank, progress, f"speech: {root.name} set", len(sentences))
         write_spoken_set(root, sentences, TEST_VOICE, speak)
@@ -264,57 +256,45 @@ def write_spoken_set(root: Path, sentences: Sequence[str], voice: str, speak: Ca
     shutil.rmtree(staging)
 
 
-def prepare_meeting(corpus_dir: Path, meeting: Path, progress: DemoProgress) -> None:
+def prepare_meeting(corpus_dir: Path, meeting: Path, progress: ProgressFn) -> None:
     from whisper_adapt.prepare import prepare
 
-    def report(stage: str, done: float, total: float, detail: str) -> None:
-        label = "prepare: cutting the meeting" if stage.startswith("cut") else "prepare: drafting clips"
-        progress(label, round(done), round(total))
-
-    result = prepare([meeting], corpus_dir, on_progress=report)
+    result = prepare([meeting], corpus_dir, on_progress=prefixed(progress, "prepare: "))
     if result.failures or result.draft_failures:
         raise (result.failures + result.draft_failures)[0]
 
 
-def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: DemoProgress) -> Path | None:
+def train_demo(out: Path, glossary: Glossary, options: DemoOptions, progress: ProgressFn) -> Path | None:
     """The default recipe on the reviewed clips; None when no epoch was worth keeping (said in the table)."""
     from whisper_adapt.train.assemble import AssembleOptions
     from whisper_adapt.train.recipe import Recipe, train_from_clips
-    from whisper_adapt.train.trainer import CACHE_STAGES, TrainOptions
+    from whisper_adapt.train.trainer import TrainOptions
     from whisper_adapt.transfer import load_labeled_set
 
     settings = TrainOptions(seed=options.seed, **({"epochs": options.epochs} if options.epochs else {}))
-
-    def on_event(kind: str, payload: dict) -> None:
-        if kind in CACHE_STAGES:
-            progress(f"train: {CACHE_STAGES[kind]}", payload["done"], payload["total"])
-        elif kind == "step":
-            progress(f"train: epoch {payload['epoch']}/{settings.epochs}", payload["step"], payload["steps"])
-        elif kind == "epoch":
-            progress(f"train: scored epoch {payload['epoch']}", payload["epoch"], settings.epochs)
 
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)
     recipe = Recipe(settings, AssembleOptions(seed=options.seed))
     return train_from_clips(options.model, load_labeled_set(out / "corpus"), glossary, recipe, run,
-                            on_event=on_event).adapter_dir
+                            on_progress=prefixed(progress, "train: ")).adapter_dir
 
 
 def evaluate_demo(out: Path, glossary_path: Path, glossary: Glossary, model_dir: Path | None, options: DemoOptions,
-                  progress: DemoProgress) -> dict:
+                  progress: ProgressFn) -> dict:
     from whisper_adapt.eval_run import plan_systems, run_evaluation
     from whisper_adapt.report import write_report
 
     adapted = [("adapted", str(model_dir))] if model_dir else []
     systems = plan_systems(options.model, adapted, ["prompt"], glossary)
     report = run_evaluation(out / "eval" / "test", glossary_path, systems, out / "eval" / "general",
-                            on_progress=lambda what, done, total: progress(f"eval: {what}", done, total))
+                            on_progress=prefixed(progress, "eval: "))
     write_report(report, out / "report")
     return report
 
 
 def write_minutes(out: Path, meeting: Path, spans: Sequence[dict], glossary: Glossary, model_dir: Path | None,
-                  options: DemoOptions, progress: DemoProgress) -> tuple[list[Path], dict[str, tuple[int, int]], dict]:
+                  options: DemoOptions, progress: ProgressFn) -> tuple[list[Path], dict[str, tuple[int, int]], dict]:
     """The meeting transcribed by the unadapted and the adapted model, with speakers named; terms each wrote
     right; the speaker figures (scored on the last model's minutes)."""
     from whisper_adapt.transcribe import TranscribeOptions, load_model, recording_date, transcribe_audio
@@ -322,13 +302,13 @@ def write_minutes(out: Path, meeting: Path, spans: Sequence[dict], glossary: Glo
 
     audio = decode_audio(meeting)
     labeller, speakers = meeting_labeller(out, spans, progress)
-    diarization = labeller.diarize(meeting) if labeller else None
+    diarization = labeller.diarize(meeting, progress) if labeller else None
     written, terms = [], {}
     models = {"unadapted": options.model} | ({"adapted": str(model_dir)} if model_dir else {})
     for name, spec in models.items():
-        progress(f"transcribe: the meeting ({name})", 0, None)
         settings = TranscribeOptions(language="ja", word_timestamps=labeller is not None)
-        transcript = transcribe_audio(load_model(spec), audio, settings, str(meeting))
+        transcript = transcribe_audio(load_model(spec), audio, settings, str(meeting),
+                                      on_progress=prefixed(progress, f"{name}: "))
         transcript = replace(transcript, recorded_on=recording_date(meeting))
         if diarization is not None:
             from whisper_adapt.speakers import attribute_speakers
@@ -340,7 +320,7 @@ def write_minutes(out: Path, meeting: Path, spans: Sequence[dict], glossary: Glo
     return written, terms, speakers
 
 
-def meeting_labeller(out: Path, spans: Sequence[dict], progress: DemoProgress):
+def meeting_labeller(out: Path, spans: Sequence[dict], progress: ProgressFn):
     """The speaker labeller with each participant enrolled from packaged recordings of sentences the meeting
     does not have (data/general_ja); (None, why) without the speakers extra."""
     from importlib.util import find_spec
@@ -352,7 +332,7 @@ def meeting_labeller(out: Path, spans: Sequence[dict], progress: DemoProgress):
     participants = sorted({voice for span in spans for voice in span.get("voices", ())})
     if not participants:
         return None, {"skipped": "the meeting's script names no voices (it was made by an older version)"}
-    progress("transcribe: enrolling the participants' voices", 0, None)
+    progress(Progress("enrolling the participants' voices", 0))
     voices = out / "voices"
     if not all((voices / f"{voice}.wav").exists() for voice in participants):
         _enrol(voices, participants)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, apply_replacements, load_glossary, prompt_text
 from whisper_adapt.longform import Recording
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 from whisper_adapt.transcribe import TranscribeOptions
 from whisper_adapt.transcript import Segment, Transcript
 
@@ -33,9 +34,6 @@ UNADAPTED = "unadapted"
 PERTURB_SEED = 1  # of the shifted test set's chains, unless another is asked for
 NONSPEECH_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".mp4")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-# (what is being decoded, items done, items in all): the CLI draws it as a progress bar.
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -196,7 +194,7 @@ class Decoded:
 
 
 def decode_all(systems: Sequence[System], items: dict[str, list[Item]], options: EvalOptions,
-               on_progress: ProgressFn | None = None) -> Decoded:
+               on_progress: ProgressFn = ignore) -> Decoded:
     """Every set decoded once per decode key, each model loaded once."""
     from whisper_adapt.transcribe import load_model, transcribe_audio
 
@@ -215,8 +213,7 @@ def decode_all(systems: Sequence[System], items: dict[str, list[Item]], options:
                 for item in set_items:
                     transcripts.append(transcribe_audio(model, item.audio, settings, str(item.path)))
                     done += 1
-                    if on_progress:
-                        on_progress(f"{set_name} · {_key_label(key, systems)}", done, total)
+                    on_progress(Progress(f"{set_name} · {_key_label(key, systems)}", done, total, "clips"))
                 results[key, set_name] = transcripts
             seconds[str(key)] = time.perf_counter() - started
         del model  # free its memory before the next model loads
@@ -241,7 +238,7 @@ def system_segments(system: System, transcript: Transcript, glossary: Glossary) 
 
 def run_evaluation(
     test: Path, glossary_path: Path, systems: Sequence[System], general: Path | None = None,
-    nonspeech: Path | None = None, options: EvalOptions = EvalOptions(), on_progress: ProgressFn | None = None,
+    nonspeech: Path | None = None, options: EvalOptions = EvalOptions(), on_progress: ProgressFn = ignore,
     longform: Path | None = None,
 ) -> dict:
     """Decode every set with every system, score them, and return the report (see report.py for files)."""

@@ -20,8 +20,8 @@ as a revision.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from whisper_adapt.audio import audio_duration_s, decode_audio, iter_audio_chunks
@@ -30,10 +30,8 @@ from whisper_adapt.files import file_sha256
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, prompt_text
 from whisper_adapt.guards import GuardOptions
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 from whisper_adapt.segment import SegmentOptions, iter_clips
-
-# (task, seconds of audio done, seconds in all, note): task is "cut:<recording file>" or "draft".
-PrepareProgress = Callable[[str, float, float, str], None]
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class PrepareResult:
 
 def prepare(recordings: Sequence[Path], corpus_dir: Path, segment: SegmentOptions = SegmentOptions(),
             draft: DraftOptions | None = DraftOptions(), glossary: Glossary | None = None, redraft: bool = False,
-            on_progress: PrepareProgress | None = None) -> PrepareResult:
+            on_progress: ProgressFn = ignore) -> PrepareResult:
     """Cut `recordings` into the corpus at `corpus_dir` (created if missing), then draft the clips that
     need it; each bad recording or clip is recorded in the result and the rest go on."""
     result = PrepareResult()
@@ -85,7 +83,7 @@ def prepare(recordings: Sequence[Path], corpus_dir: Path, segment: SegmentOption
 
 
 def cut_recording(corpus: Corpus, path: Path, options: SegmentOptions, result: PrepareResult,
-                  on_progress: PrepareProgress | None = None) -> None:
+                  on_progress: ProgressFn = ignore) -> None:
     """Add the clips of one recording that the corpus does not have yet; mark it complete at the end."""
     total_s = audio_duration_s(path)  # also rejects non-media, empty and audio-less files up front
     sha256 = file_sha256(path)
@@ -102,11 +100,10 @@ def cut_recording(corpus: Corpus, path: Path, options: SegmentOptions, result: P
     options = SegmentOptions(**json.loads(recording.segment_options))
     clips, decoded_s, added = 0, 0.0, 0
 
-    def progress(done_s: float) -> None:
+    def progress(event: Progress) -> None:
         nonlocal decoded_s
-        decoded_s = done_s
-        if on_progress:
-            on_progress(f"cut:{path.name}", done_s, max(total_s, done_s), f"{clips} clips")
+        decoded_s = event.done
+        on_progress(replace(event, total=max(total_s, decoded_s), note=f"{clips} clips"))
 
     for clip in iter_clips(path, options, progress):
         clips += 1
@@ -119,7 +116,7 @@ def cut_recording(corpus: Corpus, path: Path, options: SegmentOptions, result: P
 
 
 def draft_clips(corpus: Corpus, options: DraftOptions, glossary: Glossary | None, redraft: bool,
-                result: PrepareResult, on_progress: PrepareProgress | None = None) -> None:
+                result: PrepareResult, on_progress: ProgressFn = ignore) -> None:
     """Draft the clips that need it, committing every `commit_every` clips."""
     label = model_label(options.model)
     pending = clips_to_draft(corpus, label, redraft)
@@ -139,8 +136,7 @@ def draft_clips(corpus: Corpus, options: DraftOptions, glossary: Glossary | None
             result.clips_drafted += corpus.set_drafts(batch, label)
             batch = []
         done_s += clip.duration_s
-        if on_progress:
-            on_progress("draft", done_s, total_s, f"{done}/{len(pending)} clips")
+        on_progress(Progress("draft", done_s, total_s, "s", f"{done}/{len(pending)} clips"))
 
 
 def clips_to_draft(corpus: Corpus, label: str, redraft: bool) -> list[Clip]:

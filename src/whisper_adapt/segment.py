@@ -22,7 +22,7 @@ clips it already has.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from whisper_adapt.audio import SAMPLE_RATE, iter_audio_chunks
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 
 # Whisper hears at most 30 s at once; a longer clip could neither be drafted in one window nor trained on.
 WHISPER_WINDOW_S = 30.0
@@ -84,8 +85,9 @@ class ClipAudio:
 
 
 def iter_clips(path: str | Path, options: SegmentOptions = SegmentOptions(),
-               on_progress: Callable[[float], None] | None = None) -> Iterator[ClipAudio]:
-    """The clips of recording `path`, in order; `on_progress(seconds decoded)` after each window."""
+               on_progress: ProgressFn = ignore) -> Iterator[ClipAudio]:
+    """The clips of recording `path`, in order; the seconds decoded reported after each window."""
+    stage = f"cut {Path(path).name}"
     carry, origin, decoded = np.zeros(0, np.float32), 0, 0
     for chunk, final in _with_last_flag(iter_audio_chunks(path, options.window_s)):
         decoded += len(chunk)
@@ -94,8 +96,7 @@ def iter_clips(path: str | Path, options: SegmentOptions = SegmentOptions(),
         for start, end in spans:
             yield ClipAudio(origin + start, buffer[start:end].copy())
         carry, origin = buffer[keep_from:], origin + keep_from
-        if on_progress:
-            on_progress(decoded / SAMPLE_RATE)
+        on_progress(Progress(stage, decoded / SAMPLE_RATE, None, "s"))
 
 
 def _with_last_flag(chunks: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:

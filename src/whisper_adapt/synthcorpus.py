@@ -30,6 +30,7 @@ from whisper_adapt.audio import SAMPLE_RATE
 from whisper_adapt.corpus import Corpus, Recording, writing_corpus
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, Term, find_matches
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 from whisper_adapt.segment import WHISPER_WINDOW_S
 from whisper_adapt.synth import VOICES, synthesize_speech
 
@@ -52,7 +53,7 @@ Speaker = Callable[[str, str], np.ndarray]
 
 def synthesize_corpus(corpus_dir: Path, glossary: Glossary, sentences: Sequence[str],
                       voices: Sequence[str] = DEFAULT_VOICES, seed: int = 0,
-                      on_progress: Callable[[int, int], None] | None = None,
+                      on_progress: ProgressFn = ignore,
                       speak: Speaker | None = None) -> SynthResult:
     """Speak `sentences` (voices cycled) into the corpus at `corpus_dir` (created if missing). `speak`
     defaults to the TTS reading terms by their glossary reading (the demo passes its shipped recordings)."""
@@ -66,8 +67,7 @@ def synthesize_corpus(corpus_dir: Path, glossary: Glossary, sentences: Sequence[
         for index, sentence in enumerate(sentences):
             voice = voices[index % len(voices)]
             _add_sentence(corpus, glossary, sentence, voice, seed, recordings, result, speak)
-            if on_progress:
-                on_progress(index + 1, len(sentences))
+            on_progress(Progress("synthesizing", index + 1, len(sentences), "sentences"))
     return result
 
 

@@ -6,7 +6,7 @@ import datetime
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +23,6 @@ from whisper_adapt.transcript import Segment, Transcript, Word
 if TYPE_CHECKING:
     from whisper_adapt.segment import SpeechMap
     from whisper_adapt.speakers import SpeakerLabeller
-
-# (file, seconds done, seconds total): how the caller draws its progress bar.
-ProgressFn = Callable[[str, float, float], None]
 
 # Longest stretch of a file transcribe_path holds and transcribes at once (about 20 MB of samples, and
 # faster-whisper's features of it): memory is bounded by this, not by the recording's length.
@@ -90,7 +87,7 @@ def transcribe_audio(
     options: TranscribeOptions = TranscribeOptions(),
     source: str = "<audio>",
     glossary: Glossary | None = None,
-    on_progress: ProgressFn | None = None,
+    on_progress: progress.ProgressFn = progress.ignore,
 ) -> Transcript:
     """Transcribe 16 kHz mono samples; guards run on the output of either decoder path."""
     from whisper_adapt.segment import SpeechMap
@@ -99,10 +96,10 @@ def transcribe_audio(
     speech = SpeechMap(audio) if options.vad else None
     raw_segments, language = _run_decoder(model, audio, options, speech)
     segments = []
+    stage = f"transcribe {Path(source).name}"
     for raw in raw_segments:
         segments.append(_to_segment(raw))
-        if on_progress:
-            on_progress(source, min(raw.end, duration_s), duration_s)
+        on_progress(progress.Progress(stage, min(raw.end, duration_s), duration_s, "s"))
     segments, outside = _clamp_to_audio(segments, duration_s)
     kept, dropped = apply_guards(segments, options.guards, language, speech.speech_share if speech else None)
     dropped = sorted(dropped + outside, key=lambda item: item[0].start_s)
@@ -119,7 +116,7 @@ def transcribe_path(
     path: str | Path,
     options: TranscribeOptions = TranscribeOptions(),
     glossary: Glossary | None = None,
-    on_progress: progress.ProgressFn | None = None,
+    on_progress: progress.ProgressFn = progress.ignore,
     source: str | None = None,
     window_s: float = WINDOW_S,
     max_duration_s: float | None = None,
@@ -131,13 +128,12 @@ def transcribe_path(
     `source` names the transcript (default: the path)."""
     source = source or str(path)
     total_s = audio_duration_s(path)  # the header's figure, for progress only
-    stage = f"transcribe {Path(source).name}"
     parts: list[tuple[float, Transcript]] = []
     for window, start_s in _windows(path, window_s, max_duration_s, source):
 
-        def report(_: str, done_s: float, _total: float, start_s: float = start_s) -> None:
-            if on_progress:
-                on_progress(progress.Progress(stage, start_s + done_s, max(total_s, start_s + done_s), "s"))
+        def report(event: progress.Progress, start_s: float = start_s) -> None:
+            done_s = start_s + event.done
+            on_progress(replace(event, done=done_s, total=max(total_s, done_s)))
 
         part = transcribe_audio(model, window, options, source, glossary, report)
         options = options if options.language else replace(options, language=part.language)
@@ -251,7 +247,7 @@ def transcribe_files(
     model,
     options: TranscribeOptions = TranscribeOptions(),
     glossary: Glossary | None = None,
-    on_progress: ProgressFn | None = None,
+    on_progress: progress.ProgressFn = progress.ignore,
     speakers: SpeakerLabeller | None = None,
 ) -> BatchResult:
     """Transcribe each file and write the chosen formats; a bad file is recorded and the batch goes on.
@@ -262,7 +258,7 @@ def transcribe_files(
     stems = output_stems(files)
     for path in files:
         try:
-            transcript = transcribe_path(model, path, options, glossary, _file_progress(path, on_progress))
+            transcript = transcribe_path(model, path, options, glossary, on_progress)
             transcript = replace(transcript, recorded_on=recording_date(path))
             if speakers is not None:
                 transcript = speakers.label(path, transcript, glossary, _speaker_progress(on_progress, transcript))
@@ -272,16 +268,10 @@ def transcribe_files(
     return result
 
 
-def _file_progress(path: Path, on_progress: ProgressFn | None) -> progress.ProgressFn | None:
-    if on_progress is None:
-        return None
-    return lambda event: on_progress(str(path), event.done, event.total or event.done)
-
-
-def _speaker_progress(on_progress: ProgressFn | None, transcript: Transcript):
-    if on_progress is None:
-        return progress.ignore
-    return lambda event: on_progress(event.stage, min(event.done, transcript.duration_s), transcript.duration_s)
+def _speaker_progress(on_progress: progress.ProgressFn, transcript: Transcript) -> progress.ProgressFn:
+    """Diarization's progress against the transcript's length (the diarizer does not know it ahead)."""
+    duration_s = transcript.duration_s
+    return lambda event: on_progress(replace(event, done=min(event.done, duration_s), total=duration_s))
 
 
 def recording_date(path: Path) -> str:

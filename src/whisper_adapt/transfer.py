@@ -10,7 +10,7 @@ the corpus keeps its own text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from whisper_adapt.audio import SAMPLE_RATE, decode_audio
 from whisper_adapt.corpus import Corpus, Recording, is_corpus, open_corpus, safe_name, writing_corpus
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.labeled import LabeledClip, labeled_set_dir, read_labeled, write_audiofolder, write_jvs
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 from whisper_adapt.segment import WHISPER_WINDOW_S
 
 EXPORT_LAYOUTS = ("jvs", "audiofolder")
@@ -32,7 +33,7 @@ class ImportResult:
     failures: list[WhisperAdaptError] = field(default_factory=list)
 
 
-def import_sets(corpus_dir: Path, sources: Sequence[Path], on_progress: Callable[[str, int, int], None] | None = None) -> ImportResult:
+def import_sets(corpus_dir: Path, sources: Sequence[Path], on_progress: ProgressFn = ignore) -> ImportResult:
     """Import each labelled set in `sources` into the corpus at `corpus_dir` (created if missing)."""
     result = ImportResult()
     with writing_corpus(corpus_dir) as corpus:
@@ -73,7 +74,7 @@ def load_labeled_set(path: Path) -> list[LabeledClip]:
 
 
 def _import_clips(corpus: Corpus, source: Path, clips: list[LabeledClip], result: ImportResult,
-                  on_progress: Callable[[str, int, int], None] | None) -> None:
+                  on_progress: ProgressFn) -> None:
     recordings: dict[str, Recording] = {}
     origin = f"import:{source.resolve()}"
     for done, clip in enumerate(clips, start=1):
@@ -81,8 +82,7 @@ def _import_clips(corpus: Corpus, source: Path, clips: list[LabeledClip], result
             _import_clip(corpus, source, clip, origin, recordings, result)
         except WhisperAdaptError as e:
             result.failures.append(e)
-        if on_progress:
-            on_progress(str(source), done, len(clips))
+        on_progress(Progress(f"import {source.name}", done, len(clips), "clips"))
 
 
 def _import_clip(corpus: Corpus, source: Path, clip: LabeledClip, origin: str,

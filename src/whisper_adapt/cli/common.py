@@ -3,11 +3,11 @@ command class whose --help shows the defaults that the dataclasses and functions
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Optional, Union
 
 import typer
@@ -16,6 +16,8 @@ from rich.markup import escape
 from typer.core import TyperCommand
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.progress import Progress as ProgressEvent
+from whisper_adapt.progress import ProgressFn
 
 console = Console(stderr=True)
 
@@ -90,27 +92,27 @@ class ShowsDefaults(TyperCommand):
                 param.default, param.show_default = None, shown
 
 
-def progress_bars(counter: str | None = "{task.completed:>6.0f}/{task.total:.0f} s audio"):
-    """Progress bars; `counter=None` counts items and allows tasks of unknown length."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+@contextlib.contextmanager
+def showing_progress() -> Iterator[ProgressFn]:
+    """The one progress renderer: a bar per stage (a spinner while its length is unknown), its note beside
+    its name and its count in the stage's unit. Every command hands the function it yields to the stage
+    module it calls."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn(counter) if counter else MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    )
-
-
-def file_progress(progress):
-    """One bar per file, in audio seconds."""
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}
 
-    def update(name: str, done_s: float, total_s: float) -> None:
-        if name not in tasks:
-            tasks[name] = progress.add_task(escape(Path(name).name), total=total_s)
-        progress.update(tasks[name], completed=done_s)
+    def show(event: ProgressEvent) -> None:
+        description = escape(f"{event.stage} · {event.note}" if event.note else event.stage)
+        count = (f"{event.done:.0f}/{event.total:.0f} {event.unit}" if event.total is not None
+                 else f"{event.done:.0f} {event.unit}" if event.done else "")
+        if event.stage not in tasks:
+            tasks[event.stage] = bars.add_task(description, total=event.total, count=count)
+        bars.update(tasks[event.stage], completed=event.done, total=event.total, description=description, count=count)
 
-    return update
+    with bars:
+        yield show
 
 
 def report_failures(failures: list[WhisperAdaptError], total: int) -> None:

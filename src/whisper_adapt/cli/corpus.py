@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
 from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given,
-                                      progress_bars, report_failures)
+                                      report_failures, showing_progress)
 from whisper_adapt.errors import WhisperAdaptError
 
 DRAFT = "whisper_adapt.prepare:DraftOptions"
@@ -53,9 +53,9 @@ def prepare(
     drafting = DraftOptions(**given(model=model, language=language, beam_size=beam_size, device=device,
                                     compute_type=compute_type))
     terms = load_glossary(glossary) if glossary else None
-    with progress_bars() as progress:
+    with showing_progress() as progress:
         result = run_prepare(list(recordings or []), corpus, segment, drafting if draft is not False or redraft else None,
-                             terms, **given(redraft=redraft), on_progress=_prepare_progress(progress))
+                             terms, **given(redraft=redraft), on_progress=progress)
     console.print(f"{result.clips_added} clips added from {result.recordings_added} new recordings, "
                   f"{result.clips_drafted} drafted; corpus: {escape(str(corpus))}")
     for line in [f"{path}: already in the corpus" for path in result.recordings_skipped] + result.notes:
@@ -67,21 +67,6 @@ def prepare(
     report_failures(result.failures, len(recordings or []))
     if result.draft_failures:
         raise typer.Exit(1)
-
-
-def _prepare_progress(progress):
-    """Progress of prepare in audio seconds: one bar per recording being cut, one for drafting; the
-    description counts clips and hours."""
-    tasks: dict[str, int] = {}
-
-    def update(task: str, done: float, total: float, note: str) -> None:
-        name = f"cut {escape(task[4:])}" if task.startswith("cut:") else "draft"
-        description = f"{name} · {note} · {done / 3600:.2f} h"
-        if task not in tasks:
-            tasks[task] = progress.add_task(description, total=total)
-        progress.update(tasks[task], completed=done, total=total, description=description)
-
-    return update
 
 
 def corpus_stats(
@@ -146,12 +131,8 @@ def corpus_import(
     """Import labelled sets as reviewed clips (audio resampled to 16 kHz mono); repeats add nothing."""
     from whisper_adapt.transfer import import_sets
 
-    with console.status("importing …") as status:
-
-        def update(source: str, done: int, total: int) -> None:
-            status.update(f"import {Path(source).name}: {done}/{total} clips")
-
-        result = import_sets(corpus, sources, update)
+    with showing_progress() as progress:
+        result = import_sets(corpus, sources, progress)
     console.print(f"{result.added} clips imported, {result.already_present} already in {escape(str(corpus))}")
     report_failures(result.failures, len(sources))
 
@@ -213,9 +194,8 @@ def synth(
         check_voices(voice_list)  # before the TTS model loads: a typo should fail at once
     terms = load_glossary(glossary)
     texts = read_sentences(sentences) if sentences is not None else expand_templates(templates, terms)
-    with console.status("synthesizing …") as status:
-        result = synthesize_corpus(corpus, terms, texts, **given(voices=voice_list, seed=seed),
-                                   on_progress=lambda done, total: status.update(f"synthesizing {done}/{total}"))
+    with showing_progress() as progress:
+        result = synthesize_corpus(corpus, terms, texts, **given(voices=voice_list, seed=seed), on_progress=progress)
     console.print(f"{result.added} clips synthesized, {result.already_present} already in {escape(str(corpus))}")
     if result.without_terms:
         console.print(f"[yellow]{result.without_terms} new sentences hold no glossary term[/yellow]")

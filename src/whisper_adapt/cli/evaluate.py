@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given, progress_bars
+from whisper_adapt.cli.common import ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given, showing_progress
 
 EVAL = "whisper_adapt.eval_run:EvalOptions"
 DEMO = "whisper_adapt.demo:DemoOptions"
@@ -40,8 +40,6 @@ def eval_(
     compute_type: ComputeTypeOpt = None,
 ) -> None:
     """Score the unadapted model, prompt and hotword biasing, adapted models and the dictionary side by side."""
-    from rich.progress import Progress
-
     from whisper_adapt.eval_run import COMPARISONS, PERTURB_SEED, EvalOptions, plan_systems, run_evaluation
     from whisper_adapt.glossary import load_glossary
     from whisper_adapt.models import PACKAGED_BASE
@@ -53,11 +51,8 @@ def eval_(
     options = EvalOptions(perturb_seed=shifted_seed, **given(
         beam_size=beam_size, device=device, compute_type=compute_type, numerals=numerals,
         bootstrap_samples=bootstrap, seed=seed))
-    with Progress(console=console) as progress:
-        task = progress.add_task("decoding", total=None)
-        report = run_evaluation(test, glossary, systems, general, nonspeech, options,
-                                lambda what, done, total: progress.update(task, description=escape(what), completed=done, total=total),
-                                longform=longform)
+    with showing_progress() as progress:
+        report = run_evaluation(test, glossary, systems, general, nonspeech, options, progress, longform=longform)
     _print_summary(report)
     for path in write_report(report, out):
         console.print(f"wrote {escape(str(path))}")
@@ -102,9 +97,8 @@ def demo(
     """Run the whole loop on a fictional company, offline: Whisper misses its words, a short adaptation fixes them."""
     from whisper_adapt.demo import DemoOptions, run_demo
 
-    with progress_bars(None) as progress:
-        result = run_demo(out, DemoOptions(**given(model=model, share=share, epochs=epochs, seed=seed)),
-                          _stage_progress(progress))
+    with showing_progress() as progress:
+        result = run_demo(out, DemoOptions(**given(model=model, share=share, epochs=epochs, seed=seed)), progress)
     _print_summary(result.report)
     for name, (right, said) in result.meeting_terms.items():
         console.print(f"meeting minutes ({escape(name)}): {right} of {said} glossary terms written right")
@@ -120,15 +114,3 @@ def demo(
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
     console.print(f"took {sum(result.seconds.values()) / 60:.1f} min ({stages})")
     console.print(escape(f"report: {out / 'report' / 'report.html'}   minutes: {out / 'minutes'}   model: {result.model_dir}"))
-
-
-def _stage_progress(progress):
-    """One bar per stage of the demo; a stage of unknown length shows as a spinner."""
-    tasks: dict[str, int] = {}
-
-    def update(what: str, done: int, total: int | None) -> None:
-        if what not in tasks:
-            tasks[what] = progress.add_task(what, total=total)
-        progress.update(tasks[what], completed=done, total=total)
-
-    return update

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import ModelOpt, console, defaults_from, given, progress_bars
+from whisper_adapt.cli.common import ModelOpt, console, defaults_from, given, showing_progress
 
 TRAIN = "whisper_adapt.train.trainer:TrainOptions"
 METHOD = "whisper_adapt.train.methods:MethodOptions"
@@ -75,10 +75,10 @@ def train(
                    sound_alike_share=sound_alike_share, replay_rotation=replay_rotation),
     )
     terms = load_glossary(glossary) if glossary else None
-    with progress_bars("{task.completed:>5.0f}/{task.total:.0f}") as progress:
+    with showing_progress() as progress:
         result = train_from_clips(model or PACKAGED_BASE, load_labeled_set(corpus), terms, recipe, out,
                                   load_labeled_set(general) if general else None, tuple(stack_on or ()), resume,
-                                  _train_progress(progress))
+                                  _print_event, progress)
     _print_result(result)
 
 
@@ -92,28 +92,12 @@ def _print_result(result) -> None:
     console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {escape(str(result.adapter_dir))}")
 
 
-def _train_progress(progress):
-    from whisper_adapt.train.trainer import CACHE_STAGES
-
-    tasks: dict[str, int] = {}
-
-    def update(kind: str, payload: dict) -> None:
-        if kind in CACHE_STAGES:
-            if kind not in tasks:
-                tasks[kind] = progress.add_task(CACHE_STAGES[kind], total=payload["total"])
-            progress.update(tasks[kind], completed=payload["done"])
-        elif kind == "step":
-            name = f"epoch {payload['epoch']}"
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=payload["steps"])
-            progress.update(tasks[name], completed=payload["step"],
-                            description=f"{name} loss {payload['loss']:.3f} {payload['clips_per_s']:.1f} clips/s")
-        elif kind == "epoch":
-            progress.console.print(_epoch_line(payload))
-        elif kind == "data":
-            progress.console.print(_data_line(payload))
-
-    return update
+def _print_event(kind: str, payload: dict) -> None:
+    """What the run found, as a line above the progress bars: the data assembled, each epoch's scores."""
+    if kind == "epoch":
+        console.print(_epoch_line(payload))
+    elif kind == "data":
+        console.print(_data_line(payload))
 
 
 def _data_line(description: dict) -> str:

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from whisper_adapt import cli_checks as check
-from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, file_progress,
-                                      given, progress_bars, report_failures)
+from whisper_adapt.cli.common import (ComputeTypeOpt, DeviceOpt, ModelOpt, console, defaults_from, given,
+                                      report_failures, showing_progress)
 from whisper_adapt.errors import WhisperAdaptError
 
 OPTIONS = "whisper_adapt.transcribe:TranscribeOptions"
@@ -67,9 +67,8 @@ def transcribe(
     spec = model or PACKAGED_BASE
     with console.status(f"loading model {escape(spec)} …"):
         whisper = load_model(spec, **given(device=device, compute_type=compute_type))
-    with progress_bars() as progress:
-        result = transcribe_files(inputs, out, formats.split(","), whisper, options, terms, file_progress(progress),
-                                  labeller)
+    with showing_progress() as progress:
+        result = transcribe_files(inputs, out, formats.split(","), whisper, options, terms, progress, labeller)
     for path in result.written:
         console.print(f"wrote {escape(str(path))}")
     report_failures(result.failures, len(inputs))

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from whisper_adapt.errors import WhisperAdaptError
+from whisper_adapt.progress import counter
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.assemble import TrainData
 from whisper_adapt.train.distill import fill_teacher_cache, with_teacher_files
 from whisper_adapt.train.prefix import fill_prefix_cache, with_prefix_files
-from whisper_adapt.train.run import EventFn, Run
+from whisper_adapt.train.run import Run
 
-CACHE_STAGES = {"variants": "rendering room variants", "cache": "encoding clips",
-                "teacher": "unadapted model's predictions", "prefix": "caching frozen decoder layers"}
+CACHE_STAGES = {"cache": "encoding clips", "teacher": "unadapted model's predictions",
+                "prefix": "caching frozen decoder layers"}
 # The sets trained on (cached alike); the others are only scored.
 TRAINING_SETS = ("train", "variants", "replay", "nonspeech")
 
@@ -29,7 +30,7 @@ def add_acoustics(run: Run, data: TrainData) -> TrainData:
     options = run.options
     if run.accelerator.is_main_process:
         render(data, options.augment, run.out_dir, options.seed,
-               lambda done, total: run.emit("variants", {"done": done, "total": total}))
+               run.progress)
     run.accelerator.wait_for_everyone()
     return render(data, options.augment, run.out_dir, options.seed)
 
@@ -71,7 +72,7 @@ def _encode(run: Run, model, clips: list) -> dict | None:
     cache_dir = cache_root() / "encoder" / train_data.encoder_sha256(model)
     if run.accelerator.is_main_process:
         train_data.fill_encoder_cache(model.to(run.accelerator.device), clips, cache_dir,
-                                      on_progress=_counter(run.emit, "cache", len(clips)))
+                                      advance=_counter(run, "cache", len(clips)))
         model.to("cpu")
     run.accelerator.wait_for_everyone()
     return train_data.encoder_cache_files(clips, cache_dir)
@@ -110,7 +111,7 @@ def _cache_prefix(run: Run, model, examples: list, depth: int) -> list:
     directory = run.out_dir / "prefix"
     if run.accelerator.is_main_process:
         fill_prefix_cache(model.to(run.accelerator.device), examples, depth, directory, model.config.num_mel_bins,
-                          run.prompt.eot, on_progress=_counter(run.emit, "prefix", len(examples)))
+                          run.prompt.eot, advance=_counter(run, "prefix", len(examples)))
         model.to("cpu")
     run.accelerator.wait_for_everyone()
     return with_prefix_files(examples, directory)
@@ -121,18 +122,12 @@ def _cache_teacher(run: Run, model, examples: list) -> list:
     examples = with_teacher_files(examples, run.out_dir / "teacher")
     if run.accelerator.is_main_process:
         fill_teacher_cache(model.to(run.accelerator.device), examples, model.config.num_mel_bins, run.prompt.eot,
-                           on_progress=_counter(run.emit, "teacher", len(examples)))
+                           advance=_counter(run, "teacher", len(examples)))
         model.to("cpu")
     run.accelerator.wait_for_everyone()
     return examples
 
 
-def _counter(emit: EventFn, event: str, total: int) -> Callable[[int], None]:
-    """A progress callback that adds up finished items and emits `event` with {done, total}."""
-    done = [0]
-
-    def progress(count: int) -> None:
-        done[0] += count
-        emit(event, {"done": done[0], "total": total})
-
-    return progress
+def _counter(run: Run, stage: str, total: int) -> Callable[[float], None]:
+    """Counts the examples a cache pass has finished, as the run's progress."""
+    return counter(run.progress, CACHE_STAGES[stage], total, "clips")

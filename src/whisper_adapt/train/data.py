@@ -82,7 +82,7 @@ def encoder_cache_files(clips: Sequence[LabeledClip], cache_dir: Path) -> dict[s
 
 def fill_encoder_cache(
     model: torch.nn.Module, clips: Sequence[LabeledClip], cache_dir: Path, batch_size: int = 8,
-    on_progress: Callable[[int], None] | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> dict[str, Path]:
     """Encode every clip not yet cached; returns clip_id → cache file. Files appear whole or not at all."""
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def fill_encoder_cache(
             hidden = model.model.encoder(torch.from_numpy(features).to(device)).last_hidden_state
         for clip, states in zip(batch, hidden.to(torch.float16).cpu().numpy()):
             write_atomically(files[clip.clip_id], partial(np.save, arr=states))
-        if on_progress:
-            on_progress(len(batch))
+        if advance:
+            advance(len(batch))
     return files
 
 

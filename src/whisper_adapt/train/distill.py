@@ -32,7 +32,7 @@ def with_teacher_files(examples: Sequence[Example], directory: Path) -> list[Exa
 
 @torch.no_grad()
 def fill_teacher_cache(model, examples: Sequence[Example], n_mels: int, pad_id: int, batch_size: int = 8,
-                       on_progress: Callable[[int], None] | None = None) -> None:
+                       advance: Callable[[int], None] | None = None) -> None:
     """Write each example's teacher file: the model's top-k next tokens (int32) and their log-probabilities
     (float16) at every target position. Files belong to the run and are rewritten on every start."""
     model.eval()
@@ -47,8 +47,8 @@ def fill_teacher_cache(model, examples: Sequence[Example], n_mels: int, pad_id: 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, partial(np.savez, ids=top.indices[row, :length].cpu().numpy().astype(np.int32),
                                            log_probs=top.values[row, :length].cpu().numpy().astype(np.float16)))
-        if on_progress:
-            on_progress(len(indexes))
+        if advance:
+            advance(len(indexes))
 
 
 def distillation_loss(logits: torch.Tensor, ids: torch.Tensor, teacher_log_probs: torch.Tensor,

@@ -64,7 +64,7 @@ def _prefix_file(directory: Path, index: int) -> Path:
 
 @torch.no_grad()
 def fill_prefix_cache(model, examples: Sequence[Example], depth: int, directory: Path, n_mels: int,
-                      pad_id: int, batch_size: int = 8, on_progress: Callable[[int], None] | None = None) -> None:
+                      pad_id: int, batch_size: int = 8, advance: Callable[[int], None] | None = None) -> None:
     """Write, for each example, the hidden state entering decoder layer `depth` (float32 .npy); the files are
     the run's own (they depend on its target tokens and on any stacked adapter), rewritten on every start."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -75,8 +75,8 @@ def fill_prefix_cache(model, examples: Sequence[Example], depth: int, directory:
             length = len(examples[index].decoder_input_ids)
             path = _prefix_file(directory, index)
             write_atomically(path, partial(np.save, arr=hidden[row, :length].float().cpu().numpy()))
-        if on_progress:
-            on_progress(len(indexes))
+        if advance:
+            advance(len(indexes))
 
 
 def _input_of_layer(model, depth: int, batch: dict) -> torch.Tensor:

@@ -12,6 +12,7 @@ from whisper_adapt.augment import AugmentOptions
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.labeled import LabeledClip
+from whisper_adapt.progress import ProgressFn, ignore
 from whisper_adapt.train.assemble import AssembleOptions, assemble
 from whisper_adapt.train.methods import MethodOptions
 from whisper_adapt.train.trainer import PRESETS, EventFn, TrainOptions, TrainResult, train_adapter
@@ -41,13 +42,15 @@ def build_recipe(preset: str | None = None, train: dict | None = None, method: d
 
 def train_from_clips(base: str | Path, clips: Sequence[LabeledClip], glossary: Glossary | None, recipe: Recipe,
                      out_dir: Path, general: Sequence[LabeledClip] | None = None, stack_on: tuple[Path, ...] = (),
-                     resume: bool = False, on_event: EventFn | None = None) -> TrainResult:
+                     resume: bool = False, on_event: EventFn | None = None,
+                     on_progress: ProgressFn = ignore) -> TrainResult:
     """Assemble what trains (term clips, replay, held-out checks) and train the adapter into `out_dir`.
-    `on_event("data", description)` tells what was assembled before training starts."""
+    `on_event("data", description)` tells what was assembled before training starts, then the trainer's
+    events follow; `on_progress` hears how far each pass is."""
     augment = recipe.train.augment
     per_clip = 2 if augment is not None and augment.variants else 1  # clean + one variant an epoch
     data = assemble(clips, glossary, replace(recipe.data, examples_per_clip=per_clip), general)
     if on_event:
         on_event("data", {**data.description, "validation_clips": len(data.validation),
                           "general_clips": len(data.general)})
-    return train_adapter(base, data, out_dir, recipe.train, glossary, stack_on, resume, on_event)
+    return train_adapter(base, data, out_dir, recipe.train, glossary, stack_on, resume, on_event, on_progress)

@@ -17,10 +17,11 @@ from whisper_adapt.augment import AugmentOptions
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.hf_decode import Prompt
+from whisper_adapt.progress import ProgressFn
 from whisper_adapt.train.methods import MethodOptions
 
-# (event, payload): a caches.CACHE_STAGES key {done, total}, "step" {epoch, step, steps, loss, clips_per_s},
-# "epoch" {metrics}, "average" {metrics}, "note" {text}. The CLI draws progress from these.
+# (event, payload): what a run found, as it finds it: "data" {what was assembled}, "epoch" {metrics},
+# "average" {metrics}. How far it is goes to a progress.ProgressFn instead.
 EventFn = Callable[[str, dict], None]
 
 
@@ -108,7 +109,9 @@ class Run:
     prompt: Prompt
     glossary: Glossary | None
     out_dir: Path
-    emit: EventFn  # silent on every process but the main one: one process reports for all
+    # Both silent on every process but the main one: one process reports for all.
+    emit: EventFn
+    progress: ProgressFn
 
 
 @dataclass(frozen=True)

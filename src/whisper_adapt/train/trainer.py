@@ -21,11 +21,11 @@ import torch
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary
 from whisper_adapt.hf_decode import make_prompt
+from whisper_adapt.progress import Progress, ProgressFn, ignore
 from whisper_adapt.train import caches, checkpoints
 from whisper_adapt.train import data as train_data
 from whisper_adapt.train.adapter import AdapterInfo, save_adapter
 from whisper_adapt.train.assemble import TrainData
-from whisper_adapt.train.caches import CACHE_STAGES
 from whisper_adapt.train.distill import distillation_loss
 from whisper_adapt.train.methods import get_method, resolve_layers, set_trainable_state, trainable_state
 from whisper_adapt.train.prefix import feeding_prefix, prefix_depth
@@ -33,7 +33,7 @@ from whisper_adapt.train.run import PRESETS, EventFn, Run, Training, TrainOption
 from whisper_adapt.train.scoring import choose_kept, score_epoch, score_nonspeech
 
 # The CLI, the demo and the benchmarks import these from here; the options and stages live in run.py and caches.py.
-__all__ = ["CACHE_STAGES", "PRESETS", "EventFn", "TrainOptions", "TrainResult", "term_weighted_loss", "train_adapter"]
+__all__ = ["PRESETS", "EventFn", "TrainOptions", "TrainResult", "term_weighted_loss", "train_adapter"]
 NONSPEECH_CHECK_TOKENS = 32
 TEACHER_KEYS = ("teacher_ids", "teacher_log_probs", "teacher_mask")  # in distillation_loss's order
 
@@ -49,7 +49,7 @@ class TrainResult:
 
 def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: TrainOptions = TrainOptions(),
                   glossary: Glossary | None = None, stack_on: tuple[Path, ...] = (), resume: bool = False,
-                  on_event: EventFn | None = None) -> TrainResult:
+                  on_event: EventFn | None = None, on_progress: ProgressFn = ignore) -> TrainResult:
     from whisper_adapt.convert import load_tokenizer
     from whisper_adapt.models import model_sha256, resolve_model
     from whisper_adapt.train.adapter import load_adapted_model
@@ -60,7 +60,8 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     model = load_adapted_model(base, list(stack_on), device="cpu")
     tokenizer = load_tokenizer(base_dir)
     run = Run(options, accelerator, tokenizer, make_prompt(tokenizer, options.language), glossary, out_dir,
-              on_event if on_event and accelerator.is_main_process else _silent)
+              on_event if on_event and accelerator.is_main_process else _silent,
+              on_progress if accelerator.is_main_process else ignore)
     method = get_method(options.method)
     layers = resolve_layers(model, options.method_options.layers)
 
@@ -202,8 +203,8 @@ def _train_epoch(run: Run, training: Training, epoch: int) -> float:
             total += loss.item()
             count += 1
             clips = step * options.batch_size * accelerator.num_processes
-            run.emit("step", {"epoch": epoch, "step": step, "steps": len(loader), "loss": total / count,
-                              "clips_per_s": clips / (time.perf_counter() - start)})
+            run.progress(Progress(f"epoch {epoch}", step, len(loader), "steps",
+                                  f"loss {total / count:.3f}  {clips / (time.perf_counter() - start):.1f} clips/s"))
     mean = accelerator.gather(torch.tensor([total / max(count, 1)], device=accelerator.device)).mean().item()
     accelerator.log({"train/loss": mean}, step=epoch)
     return mean

@@ -28,6 +28,7 @@ from whisper_adapt.augment import AugmentOptions, clip_rng, colored_noise, descr
 from whisper_adapt.nonspeech import KINDS as NONSPEECH_KINDS
 from whisper_adapt.nonspeech import murmur, nonspeech
 from whisper_adapt.labeled import LabeledClip
+from whisper_adapt.progress import ProgressFn, counter, ignore
 from whisper_adapt.train.assemble import TrainData
 
 NONSPEECH_CHECK_PER_KIND = 2
@@ -36,9 +37,9 @@ _NONSPEECH_CHAIN = dict(noise_p=0.0, speed_p=0.0)
 
 
 def add_acoustics(data: TrainData, options: AugmentOptions, run_dir: Path, seed: int,
-                  on_progress: Callable[[int, int], None] | None = None) -> TrainData:
+                  on_progress: ProgressFn = ignore) -> TrainData:
     """`data` with variants of its training clips, its replay partly augmented, and non-speech clips;
-    `on_progress(done, total)` counts the files."""
+    `on_progress` counts the files."""
     folder = run_dir / "variants"
     folder.mkdir(parents=True, exist_ok=True)
     own_per_epoch = len(data.train) * (2 if options.variants else 1)
@@ -49,7 +50,7 @@ def add_acoustics(data: TrainData, options: AugmentOptions, run_dir: Path, seed:
     total = len(data.train) * options.variants + len(data.replay) + nonspeech_count + check_count
     # Everyday speech none of which is in the checks: the other talkers of babble and murmur.
     renderer = _Renderer(folder, options, seed, {clip.clip_id: clip for clip in data.replay},
-                         _Count(total, on_progress))
+                         counter(on_progress, "rendering room variants", total, "clips"))
     variants = {clip.clip_id: tuple(renderer.variant(clip, k) for k in range(options.variants))
                 for clip in data.train} if options.variants else {}
     replay = [renderer.replayed(clip) for clip in data.replay]
@@ -65,21 +66,11 @@ def add_acoustics(data: TrainData, options: AugmentOptions, run_dir: Path, seed:
                    nonspeech_check=check, description=description)
 
 
-class _Count:
-    def __init__(self, total: int, on_progress: Callable[[int, int], None] | None):
-        self.done, self.total, self.on_progress = 0, total, on_progress
-
-    def __call__(self) -> None:
-        self.done += 1
-        if self.on_progress:
-            self.on_progress(self.done, self.total)
-
-
 class _Renderer:
     """Renders (or finds, when a run is repeated) the run's files and remembers what each one is."""
 
     def __init__(self, folder: Path, options: AugmentOptions, seed: int, babble: dict[str, LabeledClip],
-                 count: _Count):
+                 count: Callable[[], None]):
         self.folder, self.options, self.seed, self.babble, self.count = folder, options, seed, babble, count
         self.manifest: dict[str, dict] = {}
 
