@@ -230,29 +230,44 @@ def without_budget(history: list[dict]) -> dict:
             "general_delta": best["general_cer"] - history[0]["general_cer"]}
 
 
+def everyday_change(row: dict) -> str:
+    """The everyday CER change against the unadapted model with its 95% interval, in points."""
+    low, high = row["everyday_ci"]
+    return f"{100 * row['everyday_delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def bench_arguments(description: str, recipes: dict, work: str) -> argparse.ArgumentParser:
+    """The options the recipe benchmarks share: which companies, which recipes, where to keep the work."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--companies", default="demo,clinic")
+    parser.add_argument("--recipes", default=",".join(recipes), help=f"comma-separated, of: {', '.join(recipes)}")
+    parser.add_argument("--work", type=Path, default=Path(work))
+    return parser
+
+
+def chosen_recipes(parser: argparse.ArgumentParser, given: str, recipes: dict) -> list[str]:
+    chosen = [r for r in given.split(",") if r]
+    unknown = [r for r in chosen if r not in recipes]
+    if unknown:
+        parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(recipes)}")
+    return chosen
+
+
 def _row(company: str, row: dict) -> str:
     mark = "*" if row["recipe"] == "default" else ""
-    low, high = row["everyday_ci"]
     kept = row.get("kept", "–")
     free = row.get("without_budget")
     free_text = (f"{free['epoch']}: {free['validation_term_recall']:.2f} / {100 * free['general_delta']:+.1f}"
                  if free else "–")
     return (f"| {company} | {row['recipe']}{mark} | {kept} | {row['term_recall']:.3f} | {row['test_cer']:.3f} | "
-            f"{row['everyday_cer']:.3f} | {100 * row['everyday_delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
-            f"{row['loops']} | {row.get('train_s', 0):.0f} | {row.get('adapter_mb', 0):.1f} | {free_text} |")
+            f"{row['everyday_cer']:.3f} | {everyday_change(row)} | {row['loops']} | {row.get('train_s', 0):.0f} | {row.get('adapter_mb', 0):.1f} | {free_text} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--companies", default="demo,clinic")
-    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser = bench_arguments(__doc__, RECIPES, "recipes-work")
     parser.add_argument("--model", default="base")
-    parser.add_argument("--work", type=Path, default=Path("recipes-work"))
     args = parser.parse_args()
-    recipes = [r for r in args.recipes.split(",") if r]
-    unknown = [r for r in recipes if r not in RECIPES]
-    if unknown:
-        parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    recipes = chosen_recipes(parser, args.recipes, RECIPES)
     print("| company | recipe | kept epochs | term recall | test CER | everyday CER | everyday Δ pt [95% CI] | "
           "loops | train s | adapter MB | without budget: epoch: val recall / general Δ pt |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

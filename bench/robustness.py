@@ -21,7 +21,6 @@ Speech and trained runs are kept in --work and reused while their settings are t
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recipes import companies, company_sets  # noqa: E402  (the benchmark companies and their speech)
+from recipes import bench_arguments, chosen_recipes, companies, company_sets, everyday_change  # noqa: E402  (the benchmark companies and their speech)
 
 SHIFT_SEED = 20261205  # the shifted room and babble: never a seed training draws from
 SHIFTED_RT60_S, SHIFTED_DISTANCE_M, SHIFTED_SNR_DB, BABBLE_TALKERS = 0.7, 2.5, 15.0, 4
@@ -217,27 +216,20 @@ def evaluate_company(company, recipes: list[str], work: Path, shift_parts: bool 
 def _row(company: str, row: dict) -> str:
     if row.get("kept") == "none":
         return f"| {company} | {row['system']} | nothing kept within the forgetting budget |{' |' * 10} {row['train_s']:.0f} |"
-    low, high = row["everyday_ci"]
     longform = row["longform"]
     return (f"| {company} | {row['system']} | {row['clean_recall']:.3f} | {row['clean_cer']:.3f} | "
-            f"{row['everyday_cer']:.3f} | {100 * row['everyday_delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
+            f"{row['everyday_cer']:.3f} | {everyday_change(row)} | "
             f"{row['shifted_recall']:.3f} | {row['shifted_cer']:.3f} | {longform['cer']:.3f} | "
             f"{longform['terms']['recall']:.3f} | {longform['invented_chars_per_minute']:.1f} | {longform['loops']} | "
             f"{longform['max_silence_covered_s']:.1f} | {row['train_s']:.0f} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--companies", default="demo,clinic")
-    parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--work", type=Path, default=Path("robustness-work"))
+    parser = bench_arguments(__doc__, RECIPES, "robustness-work")
     parser.add_argument("--shift-parts", action="store_true",
                         help="also score each half of the shift alone: the other voice dry, a test voice in the room")
     args = parser.parse_args()
-    recipes = [r for r in args.recipes.split(",") if r]
-    unknown = [r for r in recipes if r not in RECIPES]
-    if unknown:
-        parser.error(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    recipes = chosen_recipes(parser, args.recipes, RECIPES)
     print("| company | system | clean recall | clean CER | everyday CER | everyday Δ pt [95% CI] | "
           "shifted recall | shifted CER | long-form CER | long-form recall | invented chars/min | loops | "
           "most silence under a segment s | train s |")
