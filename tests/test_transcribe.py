@@ -86,6 +86,7 @@ def test_a_long_file_is_transcribed_in_windows_cut_in_a_pause(tiny_model, meetin
     assert whole.language == first.language and whole.duration_s == pytest.approx(len(audio) / SAMPLE_RATE)
     done = [event.done for event in events]
     assert done == sorted(done) and all(event.unit == "s" and event.done <= event.total for event in events)
+    assert done[-1] == pytest.approx(len(audio) / SAMPLE_RATE)  # the bar ends full, after the last word's silence too
 
 
 def test_cli_reports_every_bad_file_and_still_writes_the_good_one(tiny_whisper_dir, meeting_wav, tmp_path, capsys):

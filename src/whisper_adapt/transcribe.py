@@ -100,6 +100,7 @@ def transcribe_audio(
     for raw in raw_segments:
         segments.append(_to_segment(raw))
         on_progress(progress.Progress(stage, min(raw.end, duration_s), duration_s, "s"))
+    on_progress(progress.Progress(stage, duration_s, duration_s, "s"))  # the silence after the last word too
     segments, outside = _clamp_to_audio(segments, duration_s)
     kept, dropped = apply_guards(segments, options.guards, language, speech.speech_share if speech else None)
     dropped = sorted(dropped + outside, key=lambda item: item[0].start_s)
