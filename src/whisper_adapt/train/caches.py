@@ -29,8 +29,7 @@ def add_acoustics(run: Run, data: TrainData) -> TrainData:
 
     options = run.options
     if run.accelerator.is_main_process:
-        render(data, options.augment, run.out_dir, options.seed,
-               run.progress)
+        render(data, options.augment, run.out_dir, options.seed, run.progress)
     run.accelerator.wait_for_everyone()
     return render(data, options.augment, run.out_dir, options.seed)
 
