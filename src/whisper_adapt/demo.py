@@ -29,7 +29,7 @@ from whisper_adapt.audio import SAMPLE_RATE, decode_audio, write_wav
 from whisper_adapt.errors import WhisperAdaptError
 from whisper_adapt.glossary import Glossary, load_glossary
 from whisper_adapt.meeting_audio import Line, build_meeting, read_meeting, script_for
-from whisper_adapt.progress import Progress, ProgressFn, ignore, prefixed
+from whisper_adapt.progress import Progress, ProgressFn, counter, ignore, prefixed
 from whisper_adapt.resources import demo_file, general_set_folder
 from whisper_adapt.synthcorpus import read_sentences
 
@@ -222,13 +222,12 @@ def _speaker(glossary: Glossary, bank: dict[tuple[str, str], Path], progress: Pr
     from whisper_adapt.synth import synthesize_speech
     from whisper_adapt.synthcorpus import spoken_text
 
-    done = [0]
+    advance = counter(progress, what, total, "sentences")
 
     def speak(text: str, voice: str) -> np.ndarray:
         shipped = bank.get((voice, text))
         audio = decode_audio(shipped) if shipped else synthesize_speech(spoken_text(text, glossary), voice)
-        done[0] += 1
-        progress(Progress(what, done[0], total, "sentences"))
+        advance()
         return audio
 
     return speak
