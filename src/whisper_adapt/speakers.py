@@ -249,39 +249,86 @@ def cluster_embeddings(embeddings: np.ndarray, durations_s: np.ndarray, options:
     return np.argmax(embeddings @ centroids.T, axis=1)
 
 
-# Affinity kept per row: the strongest 1.2% of a window's links (at least 6), as 3D-Speaker's recipe does:
-# a speaker's windows then form one block of the graph, and the Laplacian's eigengap counts the blocks.
-_MIN_NEIGHBOURS = 6
-_NEIGHBOUR_SHARE = 0.012
+# The count is read from a graph in which each window keeps a fixed share of its strongest links (1.2%, at
+# least 6, as 3D-Speaker's recipe does): on our benchmark meetings its eigengap found the count more often
+# than any graph chosen per recording. The windows are then split on a graph whose number of neighbours is
+# chosen per recording, as NME-SC does (Park et al., 2019): told the count, the fixed share put two alike
+# voices together on some meetings (up to 32% of the speech under the wrong speaker), the chosen one
+# separated every meeting (at most 4.2%). The choice is searched on an evenly spread sample of at most
+# `_SEARCH_WINDOWS` windows (a full eigendecomposition per level) and carries over as a share.
+_COUNTING_NEIGHBOURS, _COUNTING_SHARE = 6, 0.012
+_SEARCH_WINDOWS, _SEARCH_LEVELS, _FEWEST_NEIGHBOURS = 500, 24, 4
 
 
 def _spectral_labels(sample: np.ndarray, options: DiarizeOptions) -> np.ndarray:
-    from scipy.linalg import eigh
-    from scipy.sparse.csgraph import laplacian
     from sklearn.cluster import SpectralClustering
 
     count = len(sample)
     most = min(options.num_speakers or options.max_speakers, count - 1)
-    if most < 2 or count <= _MIN_NEIGHBOURS:
+    if most < 2 or count <= _COUNTING_NEIGHBOURS:
         return np.zeros(count, dtype=int)
-    affinity = np.clip(sample @ sample.T, 0.0, None)
-    keep = min(count - 1, max(_MIN_NEIGHBOURS, round(_NEIGHBOUR_SHARE * count)))
-    weakest = np.argsort(affinity, axis=1)[:, :-keep]
-    np.put_along_axis(affinity, weakest, 0.0, axis=1)
-    affinity = (affinity + affinity.T) / 2
     speakers = options.num_speakers
     if speakers is None:
-        # The unnormalized Laplacian: on our benchmark meetings its eigengap found the count more often
-        # than the normalized one (which split short recordings into one cluster per sentence).
-        eigenvalues = eigh(laplacian(affinity), eigvals_only=True, subset_by_index=[0, most])
-        gaps = np.diff(eigenvalues)[options.min_speakers - 1:]
-        speakers = options.min_speakers + int(np.argmax(gaps))
+        kept = max(_COUNTING_NEIGHBOURS, round(_COUNTING_SHARE * count)) - 1  # the window itself is one of them
+        counting = _pruned_affinity(sample, kept, binary=False)
+        speakers = _eigengap_count(counting, options.min_speakers, most)[0]
     if speakers == 1:
         return np.zeros(count, dtype=int)
+    share = _neighbour_share(sample, min(options.max_speakers, count - 1))
+    affinity = _pruned_affinity(sample, max(2, round(share * count)))
     with warnings.catch_warnings():  # a pruned graph is often not connected: that is what it is for
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
         return SpectralClustering(n_clusters=speakers, affinity="precomputed", assign_labels="cluster_qr",
                                   random_state=0).fit_predict(affinity)
+
+
+def _neighbour_share(sample: np.ndarray, most: int) -> float:
+    """The share of windows each keeps as neighbours: the level p with the least p / (largest eigengap /
+    largest eigenvalue) of the pruned graph's Laplacian, p from 4 (fewer cut a short recording into
+    pieces) to a quarter of the windows."""
+    if len(sample) > _SEARCH_WINDOWS:
+        sample = sample[np.linspace(0, len(sample) - 1, _SEARCH_WINDOWS).round().astype(int)]
+    count = len(sample)
+    fewest = min(_FEWEST_NEIGHBOURS, count - 1)
+    levels = np.unique(np.geomspace(fewest, max(fewest, count // 4), _SEARCH_LEVELS).round().astype(int))
+    ratios = []
+    for neighbours in levels:
+        gap, largest = _eigengap_count(_pruned_affinity(sample, neighbours), 1, most, with_largest=True)[1:]
+        ratios.append(neighbours * largest / max(gap, 1e-9))
+    return float(levels[int(np.argmin(ratios))]) / count
+
+
+def _pruned_affinity(sample: np.ndarray, neighbours: int, binary: bool = True) -> np.ndarray:
+    """Each window linked to its `neighbours` most alike windows (weight 1, or their cosine similarity when
+    not `binary`), made symmetric: one speaker's windows form one block of the graph and the Laplacian's
+    eigengap counts the blocks."""
+    similarity = sample @ sample.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(similarity, axis=1)[:, -min(neighbours, len(sample) - 1):]
+    weights = 1.0 if binary else np.clip(np.take_along_axis(similarity, nearest, axis=1), 0.0, None)
+    links = np.zeros_like(similarity)
+    np.put_along_axis(links, nearest, weights, axis=1)
+    return (links + links.T) / 2
+
+
+def _eigengap_count(affinity: np.ndarray, fewest: int, most: int,
+                    with_largest: bool = False) -> tuple[int, float, float]:
+    """The speaker count after the largest gap among the Laplacian's smallest eigenvalues (between `fewest`
+    and `most`), that gap, and (when asked; it costs a full decomposition) the largest eigenvalue. The
+    unnormalized Laplacian: on our benchmark meetings its eigengap found the count more often than the
+    normalized one, which split short recordings into one cluster per sentence."""
+    from scipy.linalg import eigh
+    from scipy.sparse.csgraph import laplacian
+
+    graph = laplacian(affinity)
+    if with_largest:
+        eigenvalues = eigh(graph, eigvals_only=True)
+        largest = float(eigenvalues[-1])
+        eigenvalues = eigenvalues[:most + 1]
+    else:
+        eigenvalues, largest = eigh(graph, eigvals_only=True, subset_by_index=[0, most]), 0.0
+    gaps = np.diff(eigenvalues)[fewest - 1:]
+    return fewest + int(np.argmax(gaps)), float(gaps.max()), largest
 
 
 def _merge_similar(centroids: np.ndarray, options: DiarizeOptions) -> np.ndarray:
