@@ -337,9 +337,15 @@ def test_forgetting_safeguards_are_on_by_default_and_the_cli_sets_them(tiny_clip
     bare = [sys.executable, "-m", "whisper_adapt", "train", "--corpus", str(data), "--model", str(tiny_whisper_dir),
             "--epochs", "1", "--batch-size", "4", "--validation-share", "0", "--forgetting-budget", "10"]
     runs = {"default": (), "off": ("--distill", "0", "--replay-share", "0.25", "--replay-own", "--average-share", "0")}
-    for name, extra in runs.items():
-        subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True)
+    shown = {name: subprocess.run([*bare, "--out", str(tmp_path / name), *extra], check=True, capture_output=True,
+                                  text=True).stderr for name, extra in runs.items()}
     infos = {name: read_adapter_info(tmp_path / name / "adapter") for name in runs}
+    # Where the time went, phase by phase, in adapter.json and printed at the end.
+    phases = infos["default"].phases
+    assert list(phases)[:4] == ["loading the model", "rendering room variants", "encoding clips", "teacher pass"]
+    assert {"training steps", "validating epochs", "checking the average"} <= set(phases)
+    assert all(seconds >= 0 for seconds in phases.values()) and "teacher pass" not in infos["off"].phases
+    assert "training took" in shown["default"] and "encoding clips" in shown["default"]
     training = {name: info.training for name, info in infos.items()}
     assert infos["default"].layers == [0, 1]  # the last two of the tiny model's two decoder layers
     assert training["default"]["options"]["distill"] == 1.0 and training["off"]["options"]["distill"] == 0.0

@@ -85,11 +85,23 @@ def train(
 def _print_result(result) -> None:
     for metrics in result.history + ([result.average] if result.average else []):
         console.print(_epoch_line(metrics))
+    console.print(_phase_table(result.phases))
     if result.adapter_dir is None:
         console.print("[yellow]no epoch changed the model and beat the unadapted one within the forgetting budget: "
                       "no adapter written[/yellow]")
         raise typer.Exit(1)
     console.print(f"kept {_epochs_text(result.kept_epochs)}; adapter written to {escape(str(result.adapter_dir))}")
+
+
+def _phase_table(phases: dict[str, float]):
+    """Where the run's time went (also in adapter.json as "phases")."""
+    from rich.table import Table
+
+    total = sum(phases.values())
+    table = Table("phase", "seconds", "share", title=f"training took {total:.0f} s", title_justify="left")
+    for phase, seconds in phases.items():
+        table.add_row(phase, f"{seconds:.1f}", f"{seconds / max(total, 1e-9):.0%}")
+    return table
 
 
 def _print_event(kind: str, payload: dict) -> None:

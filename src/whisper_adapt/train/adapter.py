@@ -37,6 +37,7 @@ class AdapterInfo:
     epochs: list[dict] = field(default_factory=list)  # per-epoch validation metrics
     average: dict | None = None  # validation metrics of the last epochs' averaged weights, with their "epochs"
     kept_epochs: list[int] = field(default_factory=list)  # the epochs whose (averaged) weights this adapter holds
+    phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds of training's phases
     format_version: int = FORMAT_VERSION
 
 

@@ -83,8 +83,10 @@ def cache_trained(run: Run, model, examples: dict[str, list], depth: int) -> dic
     trained = [e for name in TRAINING_SETS for e in examples[name]]
     if run.options.distill:
         trained = _cache_teacher(run, model, trained)
+        run.clock.lap("teacher pass")
     if depth:
         trained = _cache_prefix(run, model, trained, depth)
+        run.clock.lap("frozen-prefix pass")
     return examples | _regroup(trained, {name: len(examples[name]) for name in TRAINING_SETS})
 
 

@@ -6,6 +6,7 @@ the scheduler and the loader. They are passed whole so that a stage takes two or
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,20 @@ PRESETS: dict[str, dict] = {
 }
 
 
+@dataclass
+class PhaseClock:
+    """Wall-clock seconds of a run's phases, in the order they first ran: `lap(phase)` adds the time since the
+    previous lap to `phase`, so a phase that recurs (an epoch's steps, its validation) adds up."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    since: float = field(default_factory=time.perf_counter)
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.since, 2)
+        self.since = now
+
+
 @dataclass(frozen=True)
 class Run:
     """What every stage of one run reads, the same from the first cache to the saved adapter."""
@@ -112,6 +127,7 @@ class Run:
     # Both silent on every process but the main one: one process reports for all.
     emit: EventFn
     progress: ProgressFn
+    clock: PhaseClock = field(default_factory=PhaseClock)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from whisper_adapt.train.assemble import TrainData
 from whisper_adapt.train.distill import distillation_loss
 from whisper_adapt.train.methods import get_method, resolve_layers, set_trainable_state, trainable_state
 from whisper_adapt.train.prefix import feeding_prefix, prefix_depth
-from whisper_adapt.train.run import PRESETS, EventFn, Run, Training, TrainOptions
+from whisper_adapt.train.run import PRESETS, EventFn, PhaseClock, Run, Training, TrainOptions
 from whisper_adapt.train.scoring import choose_kept, score_epoch, score_nonspeech
 
 # The CLI, the demo and the benchmarks import these from here; the options and stages live in run.py and caches.py.
@@ -45,6 +45,7 @@ class TrainResult:
     history: list[dict]  # epoch 0 (the unadapted model) to the last
     average: dict | None  # validation of the averaged weights, with their "epochs"; None when not averaged
     problems: list[WhisperAdaptError]
+    phases: dict[str, float]  # wall-clock seconds of each phase, in the order they ran
 
 
 def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: TrainOptions = TrainOptions(),
@@ -55,39 +56,46 @@ def train_adapter(base: str | Path, data: TrainData, out_dir: Path, options: Tra
     from whisper_adapt.train.adapter import load_adapted_model
 
     _check_start(data, out_dir, resume)
+    clock = PhaseClock()
     accelerator = _accelerator(options, out_dir)
     base_dir = resolve_model(base, "hf")
     model = load_adapted_model(base, list(stack_on), device="cpu")
     tokenizer = load_tokenizer(base_dir)
     run = Run(options, accelerator, tokenizer, make_prompt(tokenizer, options.language), glossary, out_dir,
               on_event if on_event and accelerator.is_main_process else _silent,
-              on_progress if accelerator.is_main_process else ignore)
+              on_progress if accelerator.is_main_process else ignore, clock)
     method = get_method(options.method)
     layers = resolve_layers(model, options.method_options.layers)
+    clock.lap("loading the model")
 
     if options.augment is not None:
         data = caches.add_acoustics(run, data)
+        clock.lap("rendering room variants")
     examples, problems = caches.build_examples(run, model, data, method.freezes_encoder and options.cache_encoder)
+    clock.lap("encoding clips")
     depth = prefix_depth(model, layers if method.trains_chosen_layers else None) if options.cache_prefix else 0
     examples = caches.cache_trained(run, model, examples, depth)
     model = method.prepare(model, options.method_options)
     initial = trainable_state(model)  # what the adapter's changes are measured from
     training = _prepare_training(run, model, examples, data, depth)
     config = _resolved_config(options, base, stack_on, data)
+    clock.lap("preparing the trainer")
     history = _train_epochs(run, training, examples, config, resume)
     average = _validate_average(run, training.model, examples, initial) if options.averaged_epochs() else None
+    clock.lap("checking the average")
     kept, state = _choose_kept(run, history, average, initial)
 
     if kept and accelerator.is_main_process:
         info = AdapterInfo(
             method=options.method, layers=layers, base_model=str(base), base_sha256=model_sha256(base_dir),
             stacked_on=[str(Path(p).resolve()) for p in stack_on], training=config, epochs=history,
-            average=average, kept_epochs=kept,
+            average=average, kept_epochs=kept, phases=clock.seconds,
         )
         save_adapter(out_dir / "adapter", accelerator.unwrap_model(training.model), state, info, initial)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also leaves the process group: after the last barrier
-    return TrainResult(out_dir / "adapter" if kept else None, kept, history, average, problems)
+    clock.lap("saving the adapter")
+    return TrainResult(out_dir / "adapter" if kept else None, kept, history, average, problems, clock.seconds)
 
 
 def _check_start(data: TrainData, out_dir: Path, resume: bool) -> None:
@@ -140,11 +148,15 @@ def _train_epochs(run: Run, training: Training, examples: dict[str, list], confi
     if not history:
         history = [_validate(run, training.model, examples, {"epoch": 0, "train_loss": None})]
         run.emit("epoch", history[-1])
+        run.clock.lap("validating epochs")
     for epoch in range(len(history), run.options.epochs + 1):
         loss = _train_epoch(run, training, epoch)
+        run.clock.lap("training steps")
         history.append(_validate(run, training.model, examples, {"epoch": epoch, "train_loss": loss}))
         run.emit("epoch", history[-1])
+        run.clock.lap("validating epochs")
         checkpoints.save(run, training, epoch, history, config)
+        run.clock.lap("saving checkpoints")
     return history
 
 
