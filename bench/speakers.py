@@ -8,7 +8,8 @@ says a back-channel (はい, ええ, synthesized offline) near the end of the tu
 clip's speech, silences (also the pause between two sentences of a clip) left out. Scoring: DER with a 0.25 s collar (NIST's: either side of each reference
 boundary), overlapped speech counted (speaker_metrics.diarization_error); whether the speaker count came
 out right; and naming: reference recordings made from other sentences of each voice (`--voices`), the
-share of turns (back-channels apart) whose majority speaker carries the right name.
+share of turns (back-channels apart) whose majority speaker carries the right name. Last column: the DER
+when the count is given (`--num-speakers`; not timed).
 
 Speed is measured apart from the model load: seconds of diarization per minute of audio, wall clock and
 CPU (user + system, all threads: on an idle 2-core machine the wall time is at least half of it, which is
@@ -153,7 +154,7 @@ def named_right(spans, turns, names: dict[str, str]) -> tuple[int, int]:
 
 def run_meetings(args) -> None:
     from whisper_adapt.speaker_metrics import diarization_error
-    from whisper_adapt.speakers import DiarizeOptions, SpeakerOptions, load_labeller
+    from whisper_adapt.speakers import DiarizeOptions, SpeakerOptions, diarize_audio, load_labeller
 
     rng = np.random.default_rng(args.seed)
     bank = clip_bank()
@@ -167,7 +168,7 @@ def run_meetings(args) -> None:
     print(f"model load + {len(backs)} reference voices: {load_s:.1f} s wall, {load_cpu:.1f} s CPU   "
           f"(load average {os.getloadavg()[0]:.1f})")
     print(f"{'voices':>6} {'meeting':>7} {'audio':>7} {'DER':>6} {'miss':>6} {'FA':>6} {'conf':>6} "
-          f"{'count':>7} {'named':>8} {'s/min':>6} {'cpu/min':>7}")
+          f"{'count':>7} {'named':>8} {'s/min':>6} {'cpu/min':>7} {'DER, count given':>16}")
     all_voices = [*BASE_VOICES, LOW_VOICE]
     for count in (2, 4, 6):
         for number in range(args.meetings):
@@ -180,10 +181,13 @@ def run_meetings(args) -> None:
             score = diarization_error(spans, [(t.start_s, t.end_s, t.speaker) for t in diarization.turns],
                                       duration_s=len(audio) / SAMPLE_RATE)
             right, total = named_right(spans, diarization.turns, names)
+            told = diarize_audio(audio, labeller.embedder, DiarizeOptions(num_speakers=count))
+            told_error = diarization_error(spans, [(t.start_s, t.end_s, t.speaker) for t in told.turns],
+                                           duration_s=len(audio) / SAMPLE_RATE).error_rate
             minutes = len(audio) / SAMPLE_RATE / 60
             print(f"{count:>6} {number + 1:>7} {minutes:>6.1f}m {score.error_rate:>6.1%} {score.missed:>6.1%} "
                   f"{score.false_alarm:>6.1%} {score.confusion:>6.1%} {score.hypothesis_speakers:>3}/{count:<3} "
-                  f"{right:>3}/{total:<4} {seconds / minutes:>6.2f} {cpu / minutes:>7.2f}")
+                  f"{right:>3}/{total:<4} {seconds / minutes:>6.2f} {cpu / minutes:>7.2f} {told_error:>16.1%}")
     print(f"peak RAM {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB   "
           f"(load average {os.getloadavg()[0]:.1f})")
 
