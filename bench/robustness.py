@@ -49,8 +49,6 @@ RECIPES: dict[str, dict | None] = {
     # Six variants, most of them in a reverberant room with other talkers (about 60% have both, against
     # about 34% in the default): the condition that costs the shifted test its recall.
     "room-6": {"variants": 6, "reverb_p": 0.9, "noise_p": 0.9, "babble_p": 0.75},
-    # room-6 with two of the six variants of each clip trained every epoch (a third more steps)
-    "room-6-heard-2": {"variants": 6, "heard_per_epoch": 2, "reverb_p": 0.9, "noise_p": 0.9, "babble_p": 0.75},
     # room-6 with the cross-attention of the last four decoder layers trained instead of two: more capacity
     # for mapping reverberant, noisy encodings of a term to its tokens.
     "room-6-layers-4": {"variants": 6, "reverb_p": 0.9, "noise_p": 0.9, "babble_p": 0.75},

@@ -577,22 +577,6 @@ def test_each_epoch_trains_every_clip_clean_and_as_one_of_its_variants():
     assert len({p for p in picks}) > 1 and {v for p in picks for v in p} == {v for g in variants for v in g}
 
 
-def test_an_epoch_can_hear_several_variants_of_each_clip():
-    from whisper_adapt.augment import AugmentOptions
-    from whisper_adapt.errors import WhisperAdaptError
-    from whisper_adapt.train.data import EpochMix
-
-    variants = [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
-    mix = EpochMix(["a", "b"], variants, {}, n_mels=80, seed=0, heard=2)
-    for epoch in range(1, 6):
-        mix.set_epoch(epoch)
-        chosen = mix.items[2:]
-        assert len(mix) == 2 + 4 and [item[0] for item in chosen] == ["a", "a", "b", "b"]
-        assert len(set(chosen)) == 4
-    with pytest.raises(WhisperAdaptError, match="between 1 and the 2 rendered, not 3"):
-        AugmentOptions(variants=2, heard_per_epoch=3)
-
-
 def test_with_all_clips_term_free_clips_are_trained_not_held_out_as_general_speech(tmp_path):
     from whisper_adapt.glossary import parse_glossary
     from whisper_adapt.train.assemble import AssembleOptions, assemble

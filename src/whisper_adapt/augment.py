@@ -31,10 +31,8 @@ from whisper_adapt.errors import WhisperAdaptError
 
 @dataclass(frozen=True)
 class AugmentOptions:
-    # Augmented variants rendered per training clip; each epoch trains on the clean clip and
-    # `heard_per_epoch` of them (more steps per epoch).
+    # Augmented variants rendered per training clip; each epoch trains on the clean clip and one of them.
     variants: int = 2
-    heard_per_epoch: int = 1
     reverb_p: float = 0.7
     rt60_s: tuple[float, float] = (0.2, 0.9)  # reverberation time of the synthetic rooms
     source_distance_m: tuple[float, float] = (0.8, 4.0)  # talker to microphone: near to far field
@@ -66,9 +64,6 @@ class AugmentOptions:
             raise WhisperAdaptError("augmentation probabilities and shares must be between 0 and 1")
         if self.variants < 0 or self.rooms < 1:
             raise WhisperAdaptError("augmented variants cannot be fewer than 0, nor synthetic rooms fewer than 1")
-        if not 1 <= self.heard_per_epoch <= max(1, self.variants):
-            raise WhisperAdaptError(f"variants heard per epoch must be between 1 and the {self.variants} rendered, "
-                                    f"not {self.heard_per_epoch}")
         if self.rir_dir is not None:
             _measured_responses(Path(self.rir_dir))  # a wrong folder fails now, not after minutes of work
 

@@ -181,25 +181,22 @@ class ExampleDataset(torch.utils.data.Dataset):
 
 
 class EpochMix(torch.utils.data.Dataset):
-    """One epoch's examples: every example of the organization's clips, `heard` augmented variants of each of
-    them (when it has any: consecutive ones from a drawn start), and fresh draws from pools of replayed general
-    speech and of non-speech clips.
+    """One epoch's examples: every example of the organization's clips, one augmented variant of each of them
+    (when it has any), and fresh draws from pools of replayed general speech and of non-speech clips.
 
     Every draw depends only on (seed, epoch), so a resumed run trains on what the uninterrupted one would have.
     """
 
     def __init__(self, own: Sequence[Example], variants: Sequence[Sequence[Example]],
-                 pools: dict[str, tuple[Sequence[Example], int]], n_mels: int, seed: int, heard: int = 1):
-        self.own, self.n_mels, self.seed, self.heard = list(own), n_mels, seed, heard
+                 pools: dict[str, tuple[Sequence[Example], int]], n_mels: int, seed: int):
+        self.own, self.n_mels, self.seed = list(own), n_mels, seed
         self.variants = [list(group) for group in variants if group]
         self.pools = {name: (list(pool), min(per_epoch, len(pool))) for name, (pool, per_epoch) in pools.items()}
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        picked = []
-        for index, group in enumerate(self.variants):
-            start = random.Random(f"variant:{self.seed}:{epoch}:{index}").randrange(len(group))
-            picked += [group[(start + step) % len(group)] for step in range(min(self.heard, len(group)))]
+        picked = [group[random.Random(f"variant:{self.seed}:{epoch}:{index}").randrange(len(group))]
+                  for index, group in enumerate(self.variants)]
         drawn = []
         for name, (pool, per_epoch) in self.pools.items():
             indexes = range(per_epoch)

@@ -48,7 +48,7 @@ def train_from_clips(base: str | Path, clips: Sequence[LabeledClip], glossary: G
     `on_event("data", description)` tells what was assembled before training starts, then the trainer's
     events follow; `on_progress` hears how far each pass is."""
     augment = recipe.train.augment
-    per_clip = 1 + augment.heard_per_epoch if augment is not None and augment.variants else 1  # clean + variants
+    per_clip = 2 if augment is not None and augment.variants else 1  # clean + one variant an epoch
     data = assemble(clips, glossary, replace(recipe.data, examples_per_clip=per_clip), general)
     if on_event:
         on_event("data", {**data.description, "validation_clips": len(data.validation),

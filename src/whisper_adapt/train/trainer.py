@@ -131,7 +131,7 @@ def _prepare_training(run: Run, model, examples: dict[str, list], data: TrainDat
         examples["train"], caches.variant_groups(examples["train"], examples["variants"]),
         {"replay": (examples["replay"], len(examples["replay"]) if data.replay_per_epoch is None else data.replay_per_epoch),
          "nonspeech": (examples["nonspeech"], data.nonspeech_per_epoch)},
-        model.config.num_mel_bins, options.seed, options.augment.heard_per_epoch if options.augment else 1)
+        model.config.num_mel_bins, options.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, shuffle=True,
                                          collate_fn=partial(train_data.collate, pad_id=run.prompt.eot))
     steps_per_epoch = max(1, -(-len(loader) // (options.grad_accum * accelerator.num_processes)))

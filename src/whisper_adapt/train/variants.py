@@ -42,7 +42,7 @@ def add_acoustics(data: TrainData, options: AugmentOptions, run_dir: Path, seed:
     `on_progress` counts the files."""
     folder = run_dir / "variants"
     folder.mkdir(parents=True, exist_ok=True)
-    own_per_epoch = len(data.train) * (1 + options.heard_per_epoch if options.variants else 1)
+    own_per_epoch = len(data.train) * (2 if options.variants else 1)
     replay_per_epoch = data.replay_per_epoch if data.replay_per_epoch is not None else len(data.replay)
     per_epoch = round((own_per_epoch + replay_per_epoch) * options.nonspeech_share / (1 - options.nonspeech_share))
     nonspeech_count = per_epoch * data.description.get("replay_rotation", 1)
