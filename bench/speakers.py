@@ -152,8 +152,15 @@ def named_right(spans, turns, names: dict[str, str]) -> tuple[int, int]:
     return right, total
 
 
-def run_meetings(args) -> None:
+def scored(spans, turns, audio: np.ndarray):
+    """The diarization error of `turns` against the reference `spans` of `audio`."""
     from whisper_adapt.speaker_metrics import diarization_error
+
+    return diarization_error(spans, [(t.start_s, t.end_s, t.speaker) for t in turns],
+                             duration_s=len(audio) / SAMPLE_RATE)
+
+
+def run_meetings(args) -> None:
     from whisper_adapt.speakers import DiarizeOptions, SpeakerOptions, diarize_audio, load_labeller
 
     rng = np.random.default_rng(args.seed)
@@ -178,12 +185,10 @@ def run_meetings(args) -> None:
             diarization = labeller.diarize(audio)
             seconds, cpu = time.perf_counter() - clock, _cpu_s() - cpu
             names = labeller.names_for(diarization)
-            score = diarization_error(spans, [(t.start_s, t.end_s, t.speaker) for t in diarization.turns],
-                                      duration_s=len(audio) / SAMPLE_RATE)
+            score = scored(spans, diarization.turns, audio)
             right, total = named_right(spans, diarization.turns, names)
             told = diarize_audio(audio, labeller.embedder, DiarizeOptions(num_speakers=count))
-            told_error = diarization_error(spans, [(t.start_s, t.end_s, t.speaker) for t in told.turns],
-                                           duration_s=len(audio) / SAMPLE_RATE).error_rate
+            told_error = scored(spans, told.turns, audio).error_rate
             minutes = len(audio) / SAMPLE_RATE / 60
             print(f"{count:>6} {number + 1:>7} {minutes:>6.1f}m {score.error_rate:>6.1%} {score.missed:>6.1%} "
                   f"{score.false_alarm:>6.1%} {score.confusion:>6.1%} {score.hypothesis_speakers:>3}/{count:<3} "
